@@ -1,0 +1,297 @@
+"""Profiles: every hyper-parameter of the paper's "Implementation Details" in one typed object.
+
+A profile is a frozen dataclass. Named profiles (``smoke``, ``cpu``, ``nih``, ``chexpert``) differ
+only in the values below; notebooks and the command line override single fields with
+:func:`apply_overrides`, which rejects unknown keys and wrong types *before* any work starts
+(papermill itself only warns about unknown parameters).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+#: The paper's six reference CNNs (timm names) and its target.
+PAPER_REFERENCES = (
+    "densenet121",
+    "densenet169",
+    "densenet201",
+    "inception_resnet_v2",
+    "legacy_xception",
+    "nasnetalarge",
+)
+#: Six small, *different* families for CPU profiles (an ensemble needs diverse members).
+CPU_REFERENCES = (
+    "resnet10t",
+    "mobilenetv3_small_100",
+    "efficientnet_b0",
+    "densenet121",
+    "regnetx_002",
+    "ghostnet_100",
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """All settings of one reproduction run.
+
+    Paper values ("Implementation Details") are the defaults; ``smoke`` and ``cpu`` shrink the
+    data, images and schedule so that they run on a 2-core CPU, and say so in their ``notes``.
+    """
+
+    name: str = "custom"
+    # --- data -------------------------------------------------------------------------------
+    dataset: str = "benchmark"  # benchmark | nih | chexpert | mimic
+    data_root: str = ""  # user's dataset root (required for nih/chexpert/mimic)
+    layouts: tuple[str, ...] = ("nih", "chexpert")  # benchmark layouts to generate
+    n_images: int = 6000  # embedded benchmark size (images)
+    render_size: int = 256  # embedded benchmark image size (px)
+    noise: float = 1.0  # report-mining noise scale: 0 = clean labels, 1 = measured NIH rates
+    split: str = "official"  # nih: official | patient70_10_20 | lists
+    val_fraction: float = 0.1  # validation patients drawn from the training patients
+    uncertain_policy: str = "u_ones"  # chexpert: u_ones | u_zeros | u_ignore | lsr_ones | lsr_zeros
+    frontal_only: bool = True  # chexpert/mimic: keep frontal views only
+    # --- input pipeline ---------------------------------------------------------------------
+    resize: int = 256  # every image is resized to resize x resize once, in the cache
+    crop: int = 224  # random crop for training, centre crop for evaluation
+    # --- models -----------------------------------------------------------------------------
+    reference_archs: tuple[str, ...] = PAPER_REFERENCES
+    target_arch: str = "densenet121"
+    head: str = "pcam"  # avg | pcam
+    pretrained_dir: str = ""  # folder of local ImageNet weights <arch>.pth; "" = from scratch
+    # --- optimisation (paper: Adam 1e-3, betas .9/.999, batch 32, 10 epochs, lr/3 every 2) ----
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    epochs: int = 10
+    lr_step_epochs: int = 2
+    lr_gamma: float = 1.0 / 3.0
+    # --- method (paper: lambda = gamma = 0.1, K = 9, sigma = 1) -------------------------------
+    lambda_modl: float = 0.1
+    gamma_knns: float = 0.1
+    k: int = 9
+    sigma: float = 1.0
+    kl_form: str = "bernoulli"  # bernoulli | as_printed
+    knns_mode: str = "faithful"  # faithful | efficient
+    k_sweep: tuple[int, ...] = (3, 5, 7, 9, 11)
+    lambda_sweep: tuple[float, ...] = (0.1, 0.3, 1.0)
+    noise_sweep: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
+    teaching_ablations: bool = True
+    # --- statistics and compute -------------------------------------------------------------
+    seeds: tuple[int, ...] = (0,)
+    bootstrap: int = 1000
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # bf16 autocast on CUDA only
+    num_threads: int = 0  # 0 = torch default
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @property
+    def needs_data_root(self) -> bool:
+        return self.dataset != "benchmark"
+
+
+_SMOKE = Profile(
+    name="smoke",
+    n_images=240,
+    render_size=64,
+    resize=40,
+    crop=32,
+    reference_archs=("resnet10t", "mobilenetv3_small_100"),
+    target_arch="resnet10t",
+    batch_size=16,
+    epochs=2,
+    lr_step_epochs=1,
+    k=3,
+    k_sweep=(1, 3),
+    lambda_sweep=(1.0,),
+    noise_sweep=(0.0, 1.0),
+    seeds=(0,),
+    bootstrap=50,
+    notes="Plumbing check only: tiny data and schedule; its numbers mean nothing.",
+)
+
+_CPU = Profile(
+    name="cpu",
+    n_images=6000,
+    render_size=96,
+    resize=64,
+    crop=56,
+    reference_archs=CPU_REFERENCES,
+    target_arch="resnet10t",
+    batch_size=32,
+    epochs=8,
+    lr_step_epochs=2,
+    seeds=(0, 1, 2),
+    bootstrap=1000,
+    notes=(
+        "Embedded benchmark on a 2-core CPU: 64 px images (crop 56) instead of 256/224, small "
+        "reference families instead of the paper's six ImageNet CNNs, a resnet10t target instead "
+        "of DenseNet-121 and from scratch (no ImageNet weights are downloadable here)."
+    ),
+)
+
+_NIH = Profile(
+    name="nih",
+    dataset="nih",
+    split="patient70_10_20",  # the paper follows CheXNet's patient-wise split
+    notes="Paper settings on NIH ChestX-ray14 (Table 1). Needs --data-root and a GPU.",
+)
+
+_CHEXPERT = Profile(
+    name="chexpert",
+    dataset="chexpert",
+    uncertain_policy="u_ones",  # the paper trains B and the references with U-Ones
+    notes="Paper settings on CheXpert (Tables 2, 3, Figs 3-5). Needs --data-root and a GPU.",
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _NIH, _CHEXPERT)}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "dataset": ("benchmark", "nih", "chexpert", "mimic"),
+    "split": ("official", "patient70_10_20", "lists"),
+    "uncertain_policy": ("u_ones", "u_zeros", "u_ignore", "lsr_ones", "lsr_zeros"),
+    "head": ("avg", "pcam"),
+    "optimizer": ("adam",),
+    "kl_form": ("bernoulli", "as_printed"),
+    "knns_mode": ("faithful", "efficient"),
+    "device": ("auto", "cpu", "cuda"),
+}
+
+
+class ConfigError(ValueError):
+    """A profile name, key or value that cannot be used; the message names it and the fix."""
+
+
+def get_profile(name: str) -> Profile:
+    """Return the named profile.
+
+    Raises
+    ------
+    ConfigError
+        If ``name`` is not one of :data:`PROFILES`.
+    """
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}"
+        ) from None
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Convert ``value`` to the field's type, accepting strings from the command line."""
+    hint = typing.get_type_hints(Profile)[key]
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        item_type = typing.get_args(hint)[0]
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_coerce_scalar(key, v, item_type) for v in value)
+    return _coerce_scalar(key, value, hint)
+
+
+def _coerce_scalar(key: str, value: Any, typ: Any) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"parameter {key!r} must be true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"parameter {key!r} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"parameter {key!r} must be an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"parameter {key!r} must be a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"parameter {key!r} must be a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"parameter {key!r} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"parameter {key!r} has an unsupported type {typ!r}")  # pragma: no cover
+
+
+def apply_overrides(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
+    """Return ``profile`` with ``overrides`` applied, every key and value validated.
+
+    Parameters
+    ----------
+    profile
+        The base profile.
+    overrides
+        Field name to value; values may be strings (``"0.3"``, ``"3,5,7"``) as typed on a
+        command line, or already-typed Python values as papermill passes them.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown key, a value of the wrong type, or a value outside its allowed choices.
+    """
+    names = {f.name for f in fields(Profile)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in names:
+            close = [n for n in names if n.startswith(key[:3])]
+            hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
+            raise ConfigError(f"unknown parameter {key!r}{hint}")
+        if key == "name":
+            raise ConfigError("parameter 'name' cannot be overridden; pick a profile instead")
+        changes[key] = _coerce(key, value)
+    new = replace(profile, **changes)
+    validate(new)
+    return new
+
+
+def validate(profile: Profile) -> None:
+    """Check choices and ranges; raise :class:`ConfigError` naming the first bad field."""
+    for key, allowed in _CHOICES.items():
+        if getattr(profile, key) not in allowed:
+            raise ConfigError(
+                f"parameter {key!r} must be one of {', '.join(allowed)}, got {getattr(profile, key)!r}"
+            )
+    positive = ("n_images", "render_size", "resize", "crop", "batch_size", "epochs", "k", "lr_step_epochs")
+    for key in positive:
+        if getattr(profile, key) <= 0:
+            raise ConfigError(f"parameter {key!r} must be positive, got {getattr(profile, key)!r}")
+    if profile.crop > profile.resize:
+        raise ConfigError(f"crop ({profile.crop}) must not exceed resize ({profile.resize})")
+    if profile.sigma <= 0 or profile.lr <= 0:
+        raise ConfigError("parameters 'sigma' and 'lr' must be positive")
+    if profile.noise < 0:
+        raise ConfigError(f"parameter 'noise' must be >= 0, got {profile.noise!r}")
+    if not profile.seeds:
+        raise ConfigError("parameter 'seeds' needs at least one seed")
+    if not profile.reference_archs:
+        raise ConfigError("parameter 'reference_archs' needs at least one architecture")
+
+
+def resolve(profile: str | Profile, overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Profile by name (or as given) with validated ``overrides``; the one entry point notebooks use."""
+    base = get_profile(profile) if isinstance(profile, str) else profile
+    return apply_overrides(base, dict(overrides or {}))
+
+
+for _p in PROFILES.values():
+    validate(_p)

@@ -1,0 +1,89 @@
+"""Every path the kit writes, defined once.
+
+``results/<profile>/`` holds one profile's artifacts; nothing else in the kit joins path strings.
+The root can be moved with the environment variable ``PAPERKIT_RESULTS``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+
+def results_root() -> Path:
+    """Root of all results (``$PAPERKIT_RESULTS`` or ``<repo>/results``)."""
+    return Path(os.environ.get("PAPERKIT_RESULTS", REPO_ROOT / "results")).resolve()
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The artifact layout of one profile's run."""
+
+    root: Path
+
+    @classmethod
+    def for_profile(cls, profile_name: str) -> "RunPaths":
+        return cls(results_root() / profile_name)
+
+    # --- data ---------------------------------------------------------------------------------
+    @property
+    def benchmark(self) -> Path:
+        """Embedded benchmark, one sub-folder per layout (``nih``, ``chexpert``)."""
+        return self.root / "benchmark"
+
+    def benchmark_layout(self, layout: str, noise: float | None = None) -> Path:
+        suffix = "" if noise is None else f"-noise{noise:g}"
+        return self.benchmark / f"{layout}{suffix}"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    def image_cache(self, dataset_key: str) -> Path:
+        return self.cache / dataset_key
+
+    # --- models and their outputs ---------------------------------------------------------------
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def run_dir(self, run_name: str) -> Path:
+        """One training run (a reference, the baseline or a target variant)."""
+        return self.checkpoints / run_name
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def soft_labels(self) -> Path:
+        return self.root / "soft_labels"
+
+    @property
+    def pools(self) -> Path:
+        return self.root / "pools"
+
+    # --- reports -----------------------------------------------------------------------------
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def executed(self) -> Path:
+        return self.root / "executed"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "REPORT.md"
+
+    @property
+    def run_log(self) -> Path:
+        """Per-notebook wall times written by the runner."""
+        return self.root / "run_log.json"
