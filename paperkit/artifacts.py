@@ -13,10 +13,14 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 MANIFEST = "manifest.json"
+#: When set (by ``run_all.sh --force``) to a UNIX time, manifests written before it count as stale,
+#: so every step is redone once in that run and a killed forced run still resumes.
+FORCE_ENV = "PAPERKIT_FORCE_SINCE"
 
 
 @contextlib.contextmanager
@@ -140,7 +144,10 @@ class Step:
     def done(self) -> bool:
         """True when a manifest with the same hash exists (the output is current)."""
         manifest = read_manifest(self.out_dir)
-        return manifest is not None and manifest.get("hash") == self.hash
+        if manifest is None or manifest.get("hash") != self.hash:
+            return False
+        force_since = float(os.environ.get(FORCE_ENV, 0) or 0)
+        return manifest.get("finished_at", 0.0) >= force_since
 
     def start(self) -> Path:
         """Invalidate any previous output's manifest and return ``out_dir`` (created)."""
@@ -152,5 +159,11 @@ class Step:
         """Record completion: the manifest is written last, atomically."""
         write_json(
             self.out_dir / MANIFEST,
-            {"hash": self.hash, "config": self.config, "inputs": self.inputs, "summary": dict(summary or {})},
+            {
+                "hash": self.hash,
+                "config": self.config,
+                "inputs": self.inputs,
+                "summary": dict(summary or {}),
+                "finished_at": time.time(),
+            },
         )

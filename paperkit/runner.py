@@ -1,0 +1,256 @@
+"""Execute the numbered notebooks of a profile headlessly with papermill (what ``run_all.sh`` calls).
+
+Notebooks are jupytext ``py:percent`` files: :func:`jupytext.read` turns each into a notebook and
+papermill executes it with the profile's parameters, the kernel and the working directory given
+explicitly. Executed copies go to ``results/<profile>/executed/``. Re-running is cheap because
+every expensive step inside a notebook is skipped when its manifest matches (see
+:mod:`paperkit.artifacts`); ``--force`` makes those steps redo their work.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from paperkit.artifacts import FORCE_ENV, write_json
+from paperkit.config import ConfigError, Profile, resolve
+from paperkit.paths import NOTEBOOKS_DIR, RunPaths
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names the notebook, the cell and where its executed copy is."""
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    name: str
+    seconds: float
+    output: Path
+
+
+def list_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks (``01_*.py`` ... ``08_*.py``) in run order."""
+    return sorted(p for p in directory.glob("[0-9][0-9]_*.py"))
+
+
+def select_notebooks(
+    notebooks: Sequence[Path], only: Sequence[str] = (), start: str | None = None
+) -> list[Path]:
+    """Subset by ``only`` (numbers or name prefixes, e.g. ``"03"``) or from ``start`` onwards.
+
+    Raises
+    ------
+    ConfigError
+        If a selector matches no notebook.
+    """
+
+    def matches(path: Path, key: str) -> bool:
+        return path.stem == key or path.stem.startswith(key.zfill(2) if key.isdigit() else key)
+
+    for key in [*only, *([start] if start else [])]:
+        if not any(matches(p, key) for p in notebooks):
+            names = ", ".join(p.stem for p in notebooks)
+            raise ConfigError(f"no notebook matches {key!r}; notebooks are: {names}")
+    chosen = list(notebooks)
+    if start:
+        first = next(i for i, p in enumerate(chosen) if matches(p, start))
+        chosen = chosen[first:]
+    if only:
+        chosen = [p for p in chosen if any(matches(p, k) for k in only)]
+    return chosen
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
+    """``["k=5", "seeds=0,1"]`` -> ``{"k": "5", "seeds": "0,1"}`` (typed later by the profile)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {pair!r} is not key=value (e.g. -p lambda_modl=0.3)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def check_profile(profile: Profile) -> None:
+    """Fail fast, before any notebook runs, on a missing or absent data root."""
+    if profile.needs_data_root:
+        if not profile.data_root:
+            raise ConfigError(
+                f"profile {profile.name!r} reads a real dataset: pass --data-root /path/to/{profile.dataset}"
+            )
+        if not Path(profile.data_root).is_dir():
+            raise ConfigError(f"--data-root {profile.data_root!r} does not exist or is not a folder")
+
+
+def kernel_name() -> str:
+    """The ``paperkit`` kernel installed by the setup script, else the current interpreter's ``python3``."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().find_kernel_specs()
+    return "paperkit" if "paperkit" in specs else "python3"
+
+
+def execute(
+    notebook: Path,
+    output: Path,
+    parameters: Mapping[str, Any],
+    kernel: str,
+    progress: bool = False,
+) -> None:
+    """Execute one jupytext notebook with papermill; raise :class:`NotebookFailed` naming the failing cell."""
+    import jupytext
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    node = jupytext.read(notebook)
+    try:
+        papermill.execute_notebook(
+            node,
+            str(output),
+            parameters=dict(parameters),
+            kernel_name=kernel,
+            language="python",
+            cwd=str(notebook.parent),
+            progress_bar=progress,
+            log_output=False,
+        )
+    except PapermillExecutionError as err:
+        raise NotebookFailed(
+            f"{notebook.name} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+            f"{err.ename}: {err.evalue}\n  executed copy with the traceback: {output}"
+        ) from None
+
+
+def _fmt(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def hardware() -> str:
+    """One line describing where the run happened."""
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    except Exception:  # torch missing or broken: still describe the CPU
+        gpu = "torch unavailable"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {gpu}"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=NOTEBOOKS_DIR.parent
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, cwd=NOTEBOOKS_DIR.parent,
+        )
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def run_notebooks(
+    profile: Profile,
+    overrides: Mapping[str, Any],
+    notebooks: Sequence[Path],
+    *,
+    force: bool = False,
+    kernel: str | None = None,
+    progress: bool = False,
+    echo=print,
+) -> list[NotebookRun]:
+    """Execute ``notebooks`` in order for ``profile``; stop at the first failure.
+
+    Returns
+    -------
+    list of NotebookRun
+        Name, wall time and executed copy of each notebook run.
+    """
+    paths = RunPaths.for_profile(profile.name)
+    kernel = kernel or kernel_name()
+    parameters = {"profile": profile.name, "data_root": profile.data_root, "overrides": dict(overrides)}
+    if force:  # the kernels inherit this: steps finished before now are redone
+        os.environ[FORCE_ENV] = str(time.time())
+    runs: list[NotebookRun] = []
+    log = _read_log(paths.run_log)
+    t_all = time.perf_counter()
+    for i, nb in enumerate(notebooks, 1):
+        echo(f"[{i}/{len(notebooks)}] {nb.stem} ...", flush=True)
+        output = paths.executed / f"{nb.stem}.ipynb"
+        t0 = time.perf_counter()
+        try:
+            execute(nb, output, parameters, kernel, progress)
+        finally:
+            seconds = time.perf_counter() - t0
+        runs.append(NotebookRun(nb.stem, seconds, output))
+        log["notebooks"][nb.stem] = {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        log.update(parameters=parameters, commit=git_commit(), hardware=hardware())
+        write_json(paths.run_log, log)
+        echo(f"[{i}/{len(notebooks)}] {nb.stem} done in {_fmt(seconds)} (elapsed {_fmt(time.perf_counter() - t_all)})",
+             flush=True)
+    return runs
+
+
+def _read_log(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        try:
+            log = json.loads(path.read_text())
+            log.setdefault("notebooks", {})
+            return log
+        except json.JSONDecodeError:
+            pass
+    return {"notebooks": {}}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="cpu", help="smoke | cpu (default) | nih | chexpert")
+    parser.add_argument("--data-root", default="", help="your dataset root (nih/chexpert profiles)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a profile field, e.g. -p lambda_modl=0.3 -p seeds=0,1,2")
+    parser.add_argument("--only", action="append", default=[], metavar="NB",
+                        help="run only these notebooks (number or name prefix); repeatable")
+    parser.add_argument("--from", dest="start", metavar="NB", help="run from this notebook onwards")
+    parser.add_argument("--force", action="store_true", help="redo every step even when its manifest matches")
+    parser.add_argument("--kernel", default=None, help="Jupyter kernel (default: paperkit, else python3)")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        overrides = parse_overrides(args.param)
+        if args.data_root:
+            overrides["data_root"] = str(Path(args.data_root).expanduser().resolve())
+        profile = resolve(args.profile, overrides)
+        check_profile(profile)
+        notebooks = select_notebooks(list_notebooks(), args.only, args.start)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    typed = {k: getattr(profile, k) for k in overrides}
+    typed = json.loads(json.dumps(typed))  # tuples -> lists, as papermill serialises them
+    paths = RunPaths.for_profile(profile.name)
+    print(f"paperkit: profile {profile.name!r}, {len(notebooks)} notebook(s), results in {paths.root}")
+    t0 = time.perf_counter()
+    try:
+        runs = run_notebooks(profile, typed, notebooks, force=args.force, kernel=args.kernel,
+                             progress=sys.stderr.isatty())
+    except NotebookFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    total = time.perf_counter() - t0
+    print("\nper-notebook wall time:")
+    for run in runs:
+        print(f"  {run.name:28s} {_fmt(run.seconds):>8s}")
+    print(f"  {'total':28s} {_fmt(total):>8s}")
+    index = paths.report
+    print(f"\nresults index: {index if index.is_file() else paths.root}")
+    return 0

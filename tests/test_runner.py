@@ -1,0 +1,105 @@
+"""The runner executes real jupytext notebooks headlessly and fails loudly."""
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from paperkit import cli, runner
+from paperkit.config import ConfigError, get_profile
+
+GOOD = '''# %% tags=["parameters"]
+profile = "smoke"
+data_root = ""
+overrides = {}
+
+# %%
+from paperkit.notebook import setup
+cfg, paths = setup(profile, data_root, overrides)
+(paths.root / "k.txt").write_text(str(cfg.k))
+'''
+
+BAD = GOOD + '''
+# %%
+x = 1
+
+# %%
+raise ValueError("deliberate failure in cell four")
+'''
+
+
+@pytest.fixture
+def notebooks(tmp_path):
+    d = tmp_path / "notebooks"
+    d.mkdir()
+    (d / "01_good.py").write_text(GOOD)
+    (d / "02_bad.py").write_text(BAD)
+    (d / "helper.py").write_text("# not a numbered notebook\n")
+    return d
+
+
+def test_lists_numbered_notebooks_in_order(notebooks):
+    assert [p.name for p in runner.list_notebooks(notebooks)] == ["01_good.py", "02_bad.py"]
+
+
+@pytest.mark.parametrize(
+    "only, start, expected",
+    [((), None, ["01_good", "02_bad"]), (("2",), None, ["02_bad"]), ((), "02", ["02_bad"]),
+     (("01_good",), None, ["01_good"])],
+)
+def test_select(notebooks, only, start, expected):
+    nbs = runner.list_notebooks(notebooks)
+    assert [p.stem for p in runner.select_notebooks(nbs, only, start)] == expected
+
+
+def test_select_unknown_names_notebooks(notebooks):
+    with pytest.raises(ConfigError, match="no notebook matches '09'.*01_good"):
+        runner.select_notebooks(runner.list_notebooks(notebooks), ["09"])
+
+
+def test_executes_parametrised_notebook(notebooks):
+    profile = get_profile("smoke")
+    [run] = runner.run_notebooks(profile, {"k": 5}, [notebooks / "01_good.py"], kernel="python3", echo=lambda *a, **k: None)
+    executed = nbformat.read(run.output, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and 'overrides = {"k": 5}' in injected[0].source
+    from paperkit.paths import RunPaths
+
+    paths = RunPaths.for_profile("smoke")
+    assert (paths.root / "k.txt").read_text() == "5"
+    assert "01_good" in json.loads(paths.run_log.read_text())["notebooks"]
+
+
+def test_failing_cell_is_named_and_executed_copy_kept(notebooks):
+    with pytest.raises(runner.NotebookFailed, match=r"02_bad.py failed in cell \d+.*ValueError: deliberate failure"):
+        runner.run_notebooks(get_profile("smoke"), {}, [notebooks / "02_bad.py"], kernel="python3",
+                             echo=lambda *a, **k: None)
+    from paperkit.paths import RunPaths
+
+    kept = RunPaths.for_profile("smoke").executed / "02_bad.ipynb"
+    assert "deliberate failure" in kept.read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--profile", "gpu"], "unknown profile 'gpu'"),
+        (["run", "--profile", "smoke", "-p", "lamda_modl=0.3"], "unknown parameter 'lamda_modl'"),
+        (["run", "--profile", "smoke", "-p", "k=nine"], "'k' must be an integer"),
+        (["run", "--profile", "smoke", "-p", "k"], "not key=value"),
+        (["run", "--profile", "nih"], "pass --data-root"),
+        (["run", "--profile", "nih", "--data-root", "/no/such/dir"], "does not exist"),
+        (["run", "--profile", "smoke", "--only", "99"], "no notebook matches '99'"),
+    ],
+)
+def test_bad_input_fails_fast_with_one_line(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_help_lists_verbs(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "run" in out and "phantom" in out
