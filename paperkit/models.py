@@ -1,0 +1,295 @@
+"""Backbones from timm with a global-average-pooling or a PCAM head.
+
+Every model is ``Classifier(backbone, head)``: the backbone turns an image into a feature map
+``[B, F, h, w]``, the head turns the map into one logit per finding. Both heads are built on a
+1x1 convolution, so a per-position logit map (a class activation map) comes for free; ``σ`` of it
+is the heatmap.
+
+The paper trains six ImageNet-pretrained references (DenseNet-121/169/201, Inception-ResNet-v2,
+Xception, NASNetLarge) and a DenseNet-121 target. Nothing is downloaded here: ImageNet weights are
+read only from a local file the user names (``pretrained=PATH``); without one, models train from
+scratch and the kit says so once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from paperkit.config import CPU_REFERENCES, PAPER_REFERENCES
+
+log = logging.getLogger(__name__)
+
+HEADS = ("avg", "pcam")
+
+#: What each architecture is in the paper or in the CPU profiles. Parameter counts are for a
+#: 1-channel backbone with a 14-class head (``count_parameters(create_model(arch, 14))``).
+MODEL_INFO: dict[str, str] = {
+    # --- the paper's six references (Pham et al. 2019's set); densenet121 is also the target ----
+    "densenet121": "DenseNet-121 (Huang et al. 2017): paper reference and target; 7.0M params.",
+    "densenet169": "DenseNet-169 (Huang et al. 2017): paper reference; 12.5M params.",
+    "densenet201": "DenseNet-201 (Huang et al. 2017): paper reference; 18.1M params.",
+    "inception_resnet_v2": "Inception-ResNet-v2 (Szegedy et al. 2017): paper reference; 54.3M params.",
+    "legacy_xception": "Xception (Chollet 2017), timm's port of the original Keras weights: paper reference; 20.8M params.",
+    "nasnetalarge": "NASNet-A Large (Zoph et al. 2018): paper reference; 84.8M params; needs ~331 px inputs to match its ImageNet training.",
+    # --- CPU profiles: six different families, so the reference ensemble disagrees usefully ---
+    "resnet10t": "ResNet-10-T (timm): residual family, CPU reference and CPU target; 4.9M params.",
+    "mobilenetv3_small_100": "MobileNetV3-Small (Howard et al. 2019): inverted residual + squeeze-excite; 0.9M params (post-pool conv_head dropped).",
+    "efficientnet_b0": "EfficientNet-B0 (Tan & Le 2019): compound-scaled MBConv; 4.0M params.",
+    "regnetx_002": "RegNetX-200MF (Radosavovic et al. 2020): designed-space grouped-conv ResNet; 2.3M params.",
+    "ghostnet_100": "GhostNet (Han et al. 2020): cheap 'ghost' feature maps; 2.7M params (post-pool conv_head dropped).",
+}
+
+
+def paper_reference_archs() -> tuple[str, ...]:
+    """timm names of the paper's six reference networks (its target is ``densenet121``)."""
+    return PAPER_REFERENCES
+
+
+def cpu_reference_archs() -> tuple[str, ...]:
+    """timm names of the six small families that stand in for the references on a CPU."""
+    return CPU_REFERENCES
+
+
+class AvgHead(nn.Module):
+    """Global average pooling, dropout, then a linear layer written as a 1x1 convolution.
+
+    Averaging is linear, so ``forward(x)`` equals the spatial mean of ``logit_maps(x)`` (without
+    dropout): the logit map is the classic CAM (Zhou et al. 2016).
+    """
+
+    def __init__(self, num_features: int, num_classes: int, drop_rate: float = 0.0) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Conv2d(num_features, num_classes, kernel_size=1)
+
+    def logit_maps(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-position logits ``[B, C, h, w]``."""
+        return self.fc(features)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, C]`` from features ``[B, F, h, w]``."""
+        pooled = self.drop(features.mean(dim=(2, 3), keepdim=True))
+        return self.fc(pooled).flatten(1)
+
+
+class PcamHead(nn.Module):
+    """Probabilistic-CAM pooling (Ye et al. 2020; jfhealthcare/Chexpert), one pooling per class.
+
+    For class c a 1x1 convolution gives the logit map ``s_c = w_c·x + b_c``; the attention over
+    positions is ``α_c = σ(s_c) / Σ σ(s_c)``; the pooled feature is ``z_c = Σ α_c·x``; the logit is
+    the same convolution applied to it, ``w_c·z_c + b_c``. Because ``Σ α_c = 1``, without dropout
+    the logit equals ``Σ α_c·s_c``: an attention-weighted mean of the logit map, where ``σ(s_c)``
+    (the heatmap) decides which positions count.
+    """
+
+    def __init__(self, num_features: int, num_classes: int, drop_rate: float = 0.0) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Conv2d(num_features, num_classes, kernel_size=1)
+
+    def logit_maps(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-position logits ``s`` ``[B, C, h, w]``; ``σ(s)`` is the PCAM heatmap."""
+        return self.fc(features)
+
+    def attention(self, features: torch.Tensor) -> torch.Tensor:
+        """``α = σ(s)/Σσ(s)`` over positions, ``[B, C, h, w]``.
+
+        Computed as a softmax of ``log σ(s)``, which is the same quantity but cannot divide by an
+        underflowed sum when every ``s`` is very negative.
+        """
+        s = self.logit_maps(features)
+        return torch.softmax(F.logsigmoid(s).flatten(2), dim=-1).view_as(s)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, C]`` from features ``[B, F, h, w]``."""
+        alpha = self.attention(features)
+        pooled = self.drop(torch.einsum("bchw,bfhw->bcf", alpha, features))  # z_c, [B, C, F]
+        weight = self.fc.weight.flatten(1)  # [C, F]
+        return (pooled * weight).sum(-1) + self.fc.bias
+
+
+class Classifier(nn.Module):
+    """A timm backbone (feature maps only) and a pooling head.
+
+    Attributes
+    ----------
+    backbone
+        The timm model built with ``num_classes=0, global_pool=""``; only ``forward_features``
+        is used.
+    head
+        :class:`AvgHead` or :class:`PcamHead`.
+    arch, num_classes, num_features, in_chans, head_type
+        How the model was built.
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, *, arch: str, in_chans: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.arch = arch
+        self.in_chans = in_chans
+        self.num_features = head.fc.in_channels
+        self.num_classes = head.fc.out_channels
+        self.head_type = "pcam" if isinstance(head, PcamHead) else "avg"
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map ``[B, F, h, w]`` of images ``[B, in_chans, H, W]``."""
+        return self.backbone.forward_features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, C]``."""
+        return self.head(self.features(x))
+
+
+def create_model(
+    arch: str,
+    num_classes: int,
+    *,
+    in_chans: int = 1,
+    head: str = "pcam",
+    pretrained: str | os.PathLike | None = None,
+    drop_rate: float = 0.0,
+) -> Classifier:
+    """Build a classifier: timm backbone ``arch`` plus an ``avg`` or ``pcam`` head.
+
+    Parameters
+    ----------
+    arch
+        timm model name, e.g. ``"densenet121"`` (see :data:`MODEL_INFO`).
+    num_classes
+        Number of findings C (one sigmoid output each).
+    in_chans
+        1 for radiographs as cached here; 3 to match an unchanged ImageNet stem.
+    head
+        ``"pcam"`` (the default, as in the CheXpert top solutions) or ``"avg"``.
+    pretrained
+        Path of a local state dict in timm's layout (e.g. ImageNet weights). A 3-channel stem
+        is summed to ``in_chans=1``; classifier weights are skipped; missing or unexpected keys
+        are logged. ``None`` trains from scratch.
+    drop_rate
+        Dropout on the pooled features, before the final linear layer.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``head`` or a weights file that matches none of the backbone's keys.
+    FileNotFoundError
+        If ``pretrained`` does not exist.
+    """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    backbone = timm.create_model(arch, pretrained=False, num_classes=0, global_pool="", in_chans=in_chans)
+    skipped = _drop_post_pool_layers(backbone)
+    head_cls = PcamHead if head == "pcam" else AvgHead
+    model = Classifier(
+        backbone, head_cls(backbone.num_features, num_classes, drop_rate), arch=arch, in_chans=in_chans
+    )
+    if pretrained is None:
+        _log_scratch_once()
+    else:
+        load_backbone_weights(model, pretrained, skip_prefixes=skipped)
+    return model
+
+
+def pretrained_path(pretrained_dir: str | os.PathLike, arch: str) -> Path | None:
+    """``<pretrained_dir>/<arch>.pth`` as the profile's ``pretrained_dir`` promises; ``None`` if the dir is ``""``."""
+    return Path(pretrained_dir) / f"{arch}.pth" if str(pretrained_dir) else None
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _drop_post_pool_layers(backbone: nn.Module) -> tuple[str, ...]:
+    """Remove layers timm applies *after* global pooling (MobileNetV3's and GhostNet's ``conv_head``).
+
+    ``forward_features`` never calls them, and unused parameters make DDP fail. Returns the
+    state-dict prefixes removed, so pretrained loading skips them.
+    """
+    if getattr(backbone, "head_hidden_size", backbone.num_features) == backbone.num_features:
+        return ()
+    removed = []
+    for name in ("conv_head", "norm_head", "act2"):
+        if isinstance(getattr(backbone, name, None), nn.Module):
+            setattr(backbone, name, nn.Identity())
+            removed.append(name + ".")
+    backbone.head_hidden_size = backbone.num_features
+    return tuple(removed)
+
+
+_scratch_logged = False
+
+
+def _log_scratch_once() -> None:
+    global _scratch_logged
+    if not _scratch_logged:
+        log.warning("no pretrained weights given: training from scratch (pass pretrained=PATH to load a local file)")
+        _scratch_logged = True
+
+
+def load_backbone_weights(
+    model: Classifier, path: str | os.PathLike, *, skip_prefixes: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
+    """Load a local timm-layout state dict into ``model.backbone``.
+
+    The first convolution is adapted to the model's ``in_chans`` (summed over RGB for one
+    channel, timm's ``adapt_input_conv``); the source's classifier keys (and ``skip_prefixes``)
+    are ignored. Returns ``{"missing": [...], "unexpected": [...]}`` and logs both.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If no key of the file matches the backbone (wrong architecture or layout).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pretrained weights {path} not found; give a local state dict in timm's layout or "
+            f"pretrained=None to train from scratch"
+        )
+    state = _read_state_dict(path)
+    cfg = model.backbone.pretrained_cfg
+    classifier = cfg.get("classifier") or ()
+    ignore = tuple(c + "." for c in ((classifier,) if isinstance(classifier, str) else classifier))
+    ignore += skip_prefixes
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith(ignore)}
+    first_conv = cfg.get("first_conv")
+    first_convs = (first_conv,) if isinstance(first_conv, str) else tuple(first_conv or ())
+    for name in first_convs:
+        key = name + ".weight"
+        if key in state and state[key].shape[1] != model.in_chans:
+            state[key] = timm.models.adapt_input_conv(model.in_chans, state[key])
+    own = model.backbone.state_dict()
+    matched = [k for k in state if k in own]
+    if not matched:
+        raise ValueError(f"no key of {path} matches {model.arch}'s backbone; is it a timm {model.arch} state dict?")
+    result = model.backbone.load_state_dict(state, strict=False)
+    report = {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
+    log.info("loaded %d tensors from %s into %s", len(matched), path, model.arch)
+    if report["missing"] or report["unexpected"]:
+        log.warning("%s: missing keys %s; unexpected keys %s", path, report["missing"], report["unexpected"])
+    return report
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.pth``/``.pt``/``.bin`` (optionally wrapped in ``state_dict``/``model``) or ``.safetensors`` file."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    for wrapper in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+    return obj
