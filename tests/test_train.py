@@ -1,0 +1,187 @@
+"""The trainer: paired batches, exact resume, recorded loss terms, forward counts, atomic checkpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import paperkit.train as train
+from paperkit.checkpoint import load_checkpoint, save_checkpoint
+from paperkit.config import get_profile
+from paperkit.train import ArrayImages, TrainConfig, fit, load_model, predict
+
+N, C, SIZE, CROP = 48, 3, 20, 16
+
+
+def make_data(seed: int = 0) -> dict:
+    """Tiny learnable problem: class j brightens a band of rows; pools over training rows only."""
+    rng = np.random.default_rng(seed)
+    targets = (rng.random((N, C)) < 0.4).astype(np.float32)
+    images = rng.integers(0, 120, (N, SIZE, SIZE)).astype(np.float32)
+    for j in range(C):
+        images[:, 6 * j : 6 * j + 6, :] += 100 * targets[:, j, None, None]
+    soft = np.clip(0.7 * targets + 0.3 * rng.random((N, C)), 0, 1).astype(np.float32)
+    train_index, val_index = np.arange(32), np.arange(32, N)
+    d = ((soft[train_index, None] - soft[None, train_index]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    order = np.argsort(d, axis=1)[:, :4]  # pool of 4, K = 2 sampled per step
+    index = np.zeros((N, 4), dtype=np.int64)
+    index[train_index] = train_index[order]
+    sim = np.exp(-np.take_along_axis(d, order, 1) / 2).astype(np.float32)
+    similarity = np.zeros((N, 4), dtype=np.float32)
+    similarity[train_index] = sim
+    return dict(images=ArrayImages(images.astype(np.uint8)), train_index=train_index, val_index=val_index,
+                targets=targets, mask=None, soft_labels=soft, pools=(index, similarity))
+
+
+def config(**changes) -> TrainConfig:
+    base = TrainConfig(arch="resnet10t", head="pcam", batch_size=8, epochs=2, lr_step_epochs=1, crop=CROP,
+                       k=2, device="cpu", num_threads=1)
+    return train.dataclasses.replace(base, **changes)
+
+
+VARIANT = dict(lambda_modl=0.5, gamma_knns=0.5)
+
+
+def run(cfg: TrainConfig, run_dir: Path, data: dict | None = None, **kw) -> train.TrainResult:
+    data = data or make_data()
+    return fit(cfg, data["images"], data["train_index"], data["val_index"], data["targets"], data["mask"],
+               run_dir, soft_labels=data["soft_labels"], pools=data["pools"], progress=False, **kw)
+
+
+class Recorder:
+    """An ImageSource that records every row it serves."""
+
+    def __init__(self, images: ArrayImages) -> None:
+        self.images, self.calls = images, []
+        self.fingerprint = images.fingerprint
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load(self, indices):
+        self.calls.append(np.asarray(indices).copy())
+        return self.images.load(indices)
+
+
+def test_paired_runs_see_the_same_batches_and_crops(tmp_path: Path, monkeypatch) -> None:
+    crops = {}
+    real = train.apply_crops
+
+    def spy(images, top, left, flip, crop):
+        if torch.is_grad_enabled():  # training, not validation
+            crops.setdefault(key, []).append(torch.stack([top[:8], left[:8], flip[:8].long()]))
+        return real(images, top, left, flip, crop)
+
+    monkeypatch.setattr(train, "apply_crops", spy)
+    served = {}
+    for key, cfg in [("B", config()), ("faithful", config(**VARIANT)),
+                     ("efficient", config(**VARIANT, knns_mode="efficient"))]:
+        data = make_data()
+        data["images"] = Recorder(data["images"])
+        run(cfg, tmp_path / key, data)
+        served[key] = [c[:8] for c in data["images"].calls if len(c) >= 8 and c.max() < 32]  # training anchors
+    assert len(served["B"]) == 2 * 4  # 2 epochs x 32/8 steps
+    for key in ("faithful", "efficient"):
+        assert all(np.array_equal(a, b) for a, b in zip(served["B"], served[key], strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(crops["B"], crops[key], strict=True))
+    assert not np.array_equal(served["B"][0], served["B"][4])  # a new order every epoch
+
+
+def test_kill_and_resume_gives_identical_weights(tmp_path: Path, monkeypatch) -> None:
+    cfg = config(**VARIANT, knns_mode="efficient")  # bank, both generators and the scheduler all matter
+    straight = run(cfg, tmp_path / "straight")
+
+    saves = []
+
+    def save_then_die(path, state):
+        save_checkpoint(path, state)
+        if Path(path).name == "last.pt":
+            saves.append(path)
+            raise KeyboardInterrupt("killed after epoch 1")
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "resumed")
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
+    resumed = run(cfg, tmp_path / "resumed")
+
+    a, b = (load_checkpoint(tmp_path / d / "last.pt") for d in ("straight", "resumed"))
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    assert torch.equal(a["bank"], b["bank"])
+    assert straight.history.equals(resumed.history.assign(train_s=straight.history.train_s,
+                                                          img_per_s=straight.history.img_per_s))
+
+
+def test_loss_terms_recorded_and_finished_run_skipped(tmp_path: Path) -> None:
+    result = run(config(**VARIANT, epochs=1), tmp_path / "v")
+    h = result.history
+    assert list(h.epoch) == [1] and (h[["bce", "modl", "knns"]] > 0).all().all()
+    assert np.isclose(h.loss[0], h.bce[0] + 0.5 * h.modl[0] + 0.5 * h.knns[0], rtol=1e-5)
+    assert (tmp_path / "v" / "metrics.csv").is_file() and {"val_auc", "auc_c0"} <= set(h.columns)
+    base = run(config(epochs=1), tmp_path / "b").history
+    assert base.modl[0] == 0 and base.knns[0] == 0
+    again = run(config(**VARIANT, epochs=1), tmp_path / "v")
+    assert again.skipped and again.history.equals(h)
+    with pytest.raises(RuntimeError, match="different run"):  # same dir, other config, unfinished
+        (tmp_path / "v" / "manifest.json").unlink()
+        run(config(**VARIANT, epochs=1, lr=3e-4), tmp_path / "v")
+
+
+def test_efficient_mode_does_no_extra_forwards(tmp_path: Path, monkeypatch) -> None:
+    real = train.create_model
+    counts = {}
+
+    def counting(*args, **kwargs):
+        model = real(*args, **kwargs)
+        model.register_forward_hook(
+            lambda m, inp, out: counts[key].append(len(inp[0])) if m.training else None)
+        return model
+
+    monkeypatch.setattr(train, "create_model", counting)
+    for key, cfg in [("B", config(epochs=1)), ("efficient", config(**VARIANT, epochs=1, knns_mode="efficient")),
+                     ("faithful", config(**VARIANT, epochs=1))]:
+        counts[key] = []
+        run(cfg, tmp_path / key)
+    assert counts["B"] == counts["efficient"] == [8] * 4  # one forward of the anchors per step
+    assert counts["faithful"] == [8 * (1 + 2)] * 4  # anchors + K=2 neighbours each
+
+
+def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1})
+
+    def broken_save(obj, f):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"epoch": 2})
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_predict_and_load_model(tmp_path: Path) -> None:
+    data = make_data()
+    result = run(config(epochs=1), tmp_path / "r", data)
+    probs = predict(load_model(tmp_path / "r"), data["images"], data["val_index"], CROP, batch_size=5)
+    assert probs.shape == (16, C) and ((probs > 0) & (probs < 1)).all()
+    same = predict(result.model, data["images"], data["val_index"], CROP)  # other batch size: float rounding
+    np.testing.assert_allclose(probs, same, rtol=0, atol=1e-6)
+
+
+def test_config_from_profile_variants() -> None:
+    p = get_profile("cpu")
+    b = TrainConfig.from_profile(p, p.target_arch, seed=1)
+    full = TrainConfig.from_profile(p, p.target_arch, seed=1, variant="B+MODL+KNNS", knns_mode="efficient")
+    assert (b.lambda_modl, b.gamma_knns) == (0.0, 0.0)
+    assert (full.lambda_modl, full.gamma_knns, full.knns_mode) == (p.lambda_modl, p.gamma_knns, "efficient")
+    assert (b.crop, b.batch_size, b.lr_gamma, b.seed) == (p.crop, p.batch_size, p.lr_gamma, 1)
+    with pytest.raises(ValueError):
+        TrainConfig.from_profile(p, "resnet10t", seed=0, variant="MODL")
