@@ -246,9 +246,13 @@ def load_nih(
         assigned = patient_split(patients, (0.7, 0.1, 0.2), seed)
     else:
         assigned, labels, keep = _list_split(root, names, labels)
+    clean = _clean_labels(root, names)
+    # unlisted images (split="lists") leave before the missing-image policy so they are never reported
+    sel = np.flatnonzero(keep)
+    frame, names, patients, labels, assigned = frame.iloc[sel], names[sel], patients[sel], labels[sel], assigned[sel]
     on_disk = find_nih_images(root)
     present = np.array([n in on_disk for n in names], dtype=bool)
-    rows, absent = apply_missing_policy(present[keep], names[keep], missing, entry)
+    rows, absent = apply_missing_policy(present, names, missing, entry)
     dataset = XrayDataset(
         name="nih",
         root=root,
@@ -260,9 +264,9 @@ def load_nih(
         views=frame["View Position"].to_numpy(object),
         labels=labels,
         split=assigned,
-        clean_labels=_clean_labels(root, names),
+        clean_labels=None if clean is None else clean[sel],
         missing=absent,
-    ).subset(np.flatnonzero(keep)[rows])
+    ).subset(rows)
     check_patient_disjoint(dataset.split, dataset.patient_ids, dataset.image_ids, str(entry))
     return dataset
 
