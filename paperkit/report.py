@@ -1,0 +1,558 @@
+"""The paper's tables, reproduced beside its published numbers, and the results index ``REPORT.md``.
+
+Every table is built from a :class:`paperkit.evaluate.ComparisonResult` (ours) and
+:mod:`paperkit.paper_numbers` (the paper's), so no number is typed in by hand. A table has two
+views: ``tidy`` (one row per model and class, numeric, written as CSV for scripts) and ``display``
+(what a reader compares: for each model the paper's AUC, ours with its bootstrap CI, the
+difference, and the gain over B with its p-value), written as Markdown and LaTeX.
+File stems say what a file holds: ``table1_nih_auc``, ``table2_chexpert_auc``,
+``table3_ensembles``, ``ablation_<name>``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from paperkit import paper_numbers
+from paperkit.artifacts import write_text
+from paperkit.data.labels import CHEXPERT_TASKS, NIH_CLASSES, NIH_SHORT
+from paperkit.evaluate import MEAN, ComparisonResult
+from paperkit.paths import REPO_ROOT, RunPaths
+
+if TYPE_CHECKING:
+    from paperkit.config import Profile
+
+#: Our run names -> the paper's row they are compared with (its own methods share our names).
+#: The paper's U-Ones/U-Zeros rows are 30-checkpoint ensembles and its LSR rows add conditional
+#: training, so those comparisons are approximate; the ``paper_row`` column says which row was used.
+PAPER_ROW_ALIASES: dict[str, str] = {
+    "DenseNet-121 (B)": "B",
+    "U-Ones": "Irvin et al. 2019 U-Ones*",
+    "U-Zeros": "Irvin et al. 2019 U-Zeros*",
+    "LSR-Ones": "Pham et al. 2019 U-Ones+CT+LSR",
+    "U-Ones+LSR": "Pham et al. 2019 U-Ones+CT+LSR",
+    "LSR-Zeros": "Pham et al. 2019 U-Zeros+CT+LSR",
+    "U-Zeros+LSR": "Pham et al. 2019 U-Zeros+CT+LSR",
+    "Ensemble1": "Ensemble 1",
+    "Ensemble2": "Ensemble 2",
+}
+
+_STAT_PAPER = "paper"
+_STAT_OURS = "ours [95% CI]"
+_STAT_SEEDS = "ours, mean ± sd over seeds"
+_STAT_DELTA = "ours - paper"
+_STAT_GAIN = "gain over {ref} [95% CI]"
+_STAT_P = "p (classes: DeLong, Holm; mean: bootstrap)"
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """One reproduced table: a tidy numeric frame (CSV) and the display frame (Markdown, LaTeX)."""
+
+    stem: str
+    caption: str
+    tidy: pd.DataFrame
+    display: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
+    def to_markdown(self) -> str:
+        """Caption, a pipe table of :attr:`display` and the notes as a list."""
+        index_names = [n or "" for n in self.display.index.names]
+        header = [*index_names, *map(str, self.display.columns)]
+        lines = [f"**{self.stem}**: {self.caption}", "", _md_row(header), _md_row(["---"] * len(header))]
+        for key, row in self.display.iterrows():
+            keys = key if isinstance(key, tuple) else (key,)
+            lines.append(_md_row([*map(str, keys), *map(str, row.tolist())]))
+        lines += ["", *[f"- {n}" for n in self.notes]]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def to_latex(self) -> str:
+        """A booktabs ``table`` of :attr:`display` (needs ``\\usepackage{booktabs}``)."""
+        styler = self.display.style.format(escape="latex").format_index(escape="latex", axis=0)
+        styler = styler.format_index(escape="latex", axis=1)
+        body = styler.to_latex(
+            hrules=True,
+            caption=_latex_escape(self.caption + (" " + " ".join(self.notes) if self.notes else "")),
+            label=f"tab:{self.stem}",
+            position_float="centering",
+        )
+        return body.replace("±", r"$\pm$")
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _latex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+        text = text.replace(a, b)
+    return text
+
+
+# ------------------------------------------------------------------------------------------------
+# Formatting helpers (AUC is shown in %, as in the paper)
+# ------------------------------------------------------------------------------------------------
+def _pct(x: float, signed: bool = False) -> str:
+    if x is None or pd.isna(x):
+        return "n/a"
+    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
+
+
+def _paper(x: float) -> str:
+    return "-" if pd.isna(x) else f"{x:.2f}"
+
+
+def _ci(lo: float, hi: float, signed: bool = False) -> str:
+    if pd.isna(lo) or pd.isna(hi):
+        return ""
+    return f" [{_pct(lo, signed)}, {_pct(hi, signed)}]"
+
+
+def _p(p: float) -> str:
+    if pd.isna(p):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _paper_row(model: str, paper: pd.DataFrame, aliases: Mapping[str, str]) -> str | None:
+    row = aliases.get(model, model)
+    return row if row in paper.index else None
+
+
+def _check_classes(result: ComparisonResult, expected: Sequence[str], table: str) -> None:
+    if set(result.classes) != set(expected):
+        raise ValueError(
+            f"{table} compares means over {list(expected)}, but the result was computed over "
+            f"{list(result.classes)}; call compare_models on exactly those columns"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables 1 and 2: per-class AUC
+# ------------------------------------------------------------------------------------------------
+def _auc_table(
+    result: ComparisonResult,
+    paper: pd.DataFrame,
+    classes: Sequence[str],
+    column_names: Sequence[str],
+    stem: str,
+    caption: str,
+    seed_stats: pd.DataFrame | None,
+    aliases: Mapping[str, str],
+) -> ReportTable:
+    columns = [*classes, MEAN]
+    auc = result.auc.set_index(["model", "class"])
+    diff = result.diff.set_index(["model", "class"]) if len(result.diff) else None
+    seeds = seed_stats.set_index(["model", "class"]) if seed_stats is not None else None
+    ref = result.reference
+
+    tidy_rows, display_rows = [], {}
+    for model in result.models:
+        paper_row = _paper_row(model, paper, aliases)
+        cells: dict[str, list[str]] = {}
+        for cls in columns:
+            ours = auc.loc[(model, cls)]
+            p_val = paper.loc[paper_row, cls] if paper_row is not None else np.nan
+            row = {
+                "model": model,
+                "paper_row": paper_row,
+                "class": cls,
+                "paper": p_val,
+                "ours": 100 * ours["auc"],
+                "ci_low": 100 * ours["ci_low"],
+                "ci_high": 100 * ours["ci_high"],
+                "ours_minus_paper": 100 * ours["auc"] - p_val,
+                "n_pos": ours["n_pos"],
+                "n_neg": ours["n_neg"],
+            }
+            has_diff = diff is not None and (model, cls) in diff.index
+            d = diff.loc[(model, cls)] if has_diff else None
+            row.update(
+                gain_over_ref=100 * d["diff"] if has_diff else np.nan,
+                gain_ci_low=100 * d["ci_low"] if has_diff else np.nan,
+                gain_ci_high=100 * d["ci_high"] if has_diff else np.nan,
+                p_value=(d["p_boot"] if cls == MEAN else d["p_holm"]) if has_diff else np.nan,
+            )
+            if seeds is not None:
+                s = seeds.loc[(model, cls)]
+                row.update(seed_mean=100 * s["auc_mean"], seed_sd=100 * s["auc_sd"], n_seeds=s["n_seeds"])
+            tidy_rows.append(row)
+
+            cells.setdefault(_STAT_PAPER, []).append(_paper(p_val))
+            cells.setdefault(_STAT_OURS, []).append(_pct(ours["auc"]) + _ci(ours["ci_low"], ours["ci_high"]))
+            if seeds is not None:
+                cells.setdefault(_STAT_SEEDS, []).append(
+                    f"{_pct(row['seed_mean'] / 100)} ± {_pct(row['seed_sd'] / 100)} (n={int(row['n_seeds'])})"
+                )
+            cells.setdefault(_STAT_DELTA, []).append(
+                "-" if pd.isna(row["ours_minus_paper"]) else f"{row['ours_minus_paper']:+.2f}"
+            )
+            if has_diff:
+                cells.setdefault(_STAT_GAIN.format(ref=ref), []).append(
+                    _pct(d["diff"], signed=True) + _ci(d["ci_low"], d["ci_high"], signed=True)
+                )
+                cells.setdefault(_STAT_P, []).append(_p(row["p_value"]))
+        for stat, values in cells.items():
+            display_rows[(model, stat)] = values
+
+    display = pd.DataFrame.from_dict(display_rows, orient="index", columns=[*column_names, MEAN])
+    display.index = pd.MultiIndex.from_tuples(display.index, names=["method", "value"])
+    notes = [
+        f"AUC in %; 95% CIs from {result.n_boot} patient-level paired bootstrap resamples "
+        f"(seed {result.seed}; {result.n_images} images, {result.n_patients} patients).",
+        f"Mean over {len(classes) - len(result.na_classes)} of {len(classes)} classes.",
+    ]
+    if result.na_classes:
+        notes.append(f"n/a (no positive or no negative test label): {', '.join(result.na_classes)}.")
+    named = {r["model"]: r["paper_row"] for r in tidy_rows if r["paper_row"] not in (None, r["model"])}
+    if named:
+        notes.append("Compared with paper rows: " + "; ".join(f"{m} vs {p}" for m, p in named.items()) + ".")
+    if seeds is not None:
+        notes.append("CIs are those of the first seed's evaluation; 'mean ± sd' is across training seeds.")
+    return ReportTable(stem, caption, pd.DataFrame(tidy_rows), display, tuple(notes))
+
+
+def table1_nih(
+    result: ComparisonResult,
+    *,
+    seed_stats: pd.DataFrame | None = None,
+    aliases: Mapping[str, str] = PAPER_ROW_ALIASES,
+) -> ReportTable:
+    """Table 1: per-finding AUC on NIH-style data (14 findings) beside the paper's values.
+
+    Parameters
+    ----------
+    result
+        :func:`~paperkit.evaluate.compare_models` over exactly ``labels.NIH_CLASSES``.
+    seed_stats
+        Optional :func:`~paperkit.evaluate.seed_summary` over training seeds (adds a mean ± sd row).
+    aliases
+        Our model name -> the paper's row label, for models whose names differ.
+    """
+    _check_classes(result, NIH_CLASSES, "Table 1")
+    return _auc_table(
+        result,
+        paper_numbers.TABLE1_NIH,
+        NIH_CLASSES,
+        NIH_SHORT,
+        "table1_nih_auc",
+        "Identification AUC (%) on NIH ChestX-ray14-style data, paper (Table 1) vs ours.",
+        seed_stats,
+        aliases,
+    )
+
+
+def table2_chexpert(
+    result: ComparisonResult,
+    *,
+    seed_stats: pd.DataFrame | None = None,
+    aliases: Mapping[str, str] = PAPER_ROW_ALIASES,
+) -> ReportTable:
+    """Table 2: per-task AUC on CheXpert-style data (5 tasks) beside the paper's values.
+
+    ``result`` must be computed over exactly ``labels.CHEXPERT_TASKS`` (the mean is over those five).
+    Other parameters as :func:`table1_nih`.
+    """
+    _check_classes(result, CHEXPERT_TASKS, "Table 2")
+    table = _auc_table(
+        result,
+        paper_numbers.TABLE2_CHEXPERT,
+        CHEXPERT_TASKS,
+        CHEXPERT_TASKS,
+        "table2_chexpert_auc",
+        "Identification AUC (%) on CheXpert-style data, paper (Table 2) vs ours.",
+        seed_stats,
+        aliases,
+    )
+    used = set(table.tidy["paper_row"].dropna())
+    extra = tuple(f"Paper row '{r}': {n}." for r, n in paper_numbers.TABLE2_NOTES.items() if r in used)
+    return ReportTable(table.stem, table.caption, table.tidy, table.display, table.notes + extra)
+
+
+# ------------------------------------------------------------------------------------------------
+# Table 3: single model vs ensembles, with their cost
+# ------------------------------------------------------------------------------------------------
+def table3_ensembles(
+    result: ComparisonResult,
+    *,
+    params: Mapping[str, int],
+    throughput: Mapping[str, float] | None = None,
+    aliases: Mapping[str, str] = PAPER_ROW_ALIASES,
+) -> ReportTable:
+    """Table 3: mean AUC and parameters of B, B+MODL+KNNS and the ensembles, plus measured img/s.
+
+    Parameters
+    ----------
+    result
+        :func:`~paperkit.evaluate.compare_models` over ``labels.CHEXPERT_TASKS`` whose models include
+        the ensembles (e.g. ``"Ensemble 1"``: DenseNet-121/169/201; ``"Ensemble 2"``: all six references).
+    params
+        Parameter count per model (an ensemble: summed over its members), e.g. from
+        :func:`paperkit.models.count_parameters`.
+    throughput
+        Measured inference images/s per model (:func:`paperkit.evaluate.inference_throughput`).
+    """
+    _check_classes(result, CHEXPERT_TASKS, "Table 3")
+    paper = paper_numbers.TABLE3_ENSEMBLES
+    auc = result.auc[result.auc["class"] == MEAN].set_index("model")
+    diff = result.diff[result.diff["class"] == MEAN].set_index("model") if len(result.diff) else pd.DataFrame()
+    tidy_rows, display_rows = [], []
+    for model in result.models:
+        paper_row = _paper_row(model, paper, aliases)
+        ours = auc.loc[model]
+        p_auc = paper.loc[paper_row, "mean_auc"] if paper_row else np.nan
+        p_params = paper.loc[paper_row, "params_millions"] if paper_row else np.nan
+        n_params = params.get(model)
+        d = diff.loc[model] if model in diff.index else None
+        row = {
+            "model": model,
+            "paper_row": paper_row,
+            "members": paper_numbers.TABLE3_MEMBERS.get(paper_row, ""),
+            "paper_mean_auc": p_auc,
+            "ours_mean_auc": 100 * ours["auc"],
+            "ci_low": 100 * ours["ci_low"],
+            "ci_high": 100 * ours["ci_high"],
+            "ours_minus_paper": 100 * ours["auc"] - p_auc,
+            "gain_over_ref": 100 * d["diff"] if d is not None else np.nan,
+            "gain_ci_low": 100 * d["ci_low"] if d is not None else np.nan,
+            "gain_ci_high": 100 * d["ci_high"] if d is not None else np.nan,
+            "p_boot": d["p_boot"] if d is not None else np.nan,
+            "paper_params_millions": p_params,
+            "ours_params_millions": n_params / 1e6 if n_params is not None else np.nan,
+            "images_per_s": (throughput or {}).get(model, np.nan),
+        }
+        tidy_rows.append(row)
+        display_rows.append(
+            {
+                "method": model,
+                "mean AUC, paper": _paper(p_auc),
+                "mean AUC, ours [95% CI]": _pct(ours["auc"]) + _ci(ours["ci_low"], ours["ci_high"]),
+                "ours - paper": "-" if pd.isna(row["ours_minus_paper"]) else f"{row['ours_minus_paper']:+.2f}",
+                f"gain over {result.reference} [95% CI]": (
+                    _pct(d["diff"], True) + _ci(d["ci_low"], d["ci_high"], True) if d is not None else "-"
+                ),
+                "params (M), paper": _paper(p_params),
+                "params (M), ours": "-" if pd.isna(row["ours_params_millions"]) else f"{row['ours_params_millions']:.2f}",
+                "img/s, ours": "-" if pd.isna(row["images_per_s"]) else f"{row['images_per_s']:.1f}",
+            }
+        )
+    notes = (
+        f"Mean AUC (%) over {', '.join(CHEXPERT_TASKS)}; CIs from {result.n_boot} patient-level bootstrap resamples.",
+        "The paper's B here (89.66) differs from its own Table 2 B mean (89.37); both are printed as published.",
+        "img/s: measured inference throughput on this run's hardware (an ensemble runs member after member).",
+    )
+    display = pd.DataFrame(display_rows).set_index("method")
+    return ReportTable(
+        "table3_ensembles",
+        "Single target model vs model ensembles on CheXpert-style data, paper (Table 3) vs ours.",
+        pd.DataFrame(tidy_rows),
+        display,
+        notes,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Ablations (K sweep, lambda sweep, noise sweep, teaching ablations)
+# ------------------------------------------------------------------------------------------------
+def ablation_table(
+    result: ComparisonResult,
+    name: str,
+    caption: str,
+    *,
+    setting: Mapping[str, object] | None = None,
+    paper_gain: Mapping[str, float] | None = None,
+) -> ReportTable:
+    """Mean AUC and mean gain over the reference for each variant of one ablation.
+
+    Parameters
+    ----------
+    result
+        :func:`~paperkit.evaluate.compare_models` of the reference and every variant.
+    name
+        File stem suffix: the table is written as ``ablation_<name>.*``.
+    caption
+        What was varied.
+    setting
+        Optional model -> value of the varied setting (e.g. K), shown as its own column.
+    paper_gain
+        Optional model -> the paper's mean gain (%) for the same variant.
+    """
+    auc = result.auc[result.auc["class"] == MEAN].set_index("model")
+    diff = result.diff[result.diff["class"] == MEAN].set_index("model") if len(result.diff) else pd.DataFrame()
+    tidy_rows = []
+    for model in result.models:
+        d = diff.loc[model] if model in diff.index else None
+        tidy_rows.append(
+            {
+                "model": model,
+                "setting": (setting or {}).get(model),
+                "ours_mean_auc": 100 * auc.loc[model, "auc"],
+                "ci_low": 100 * auc.loc[model, "ci_low"],
+                "ci_high": 100 * auc.loc[model, "ci_high"],
+                "gain_over_ref": 100 * d["diff"] if d is not None else np.nan,
+                "gain_ci_low": 100 * d["ci_low"] if d is not None else np.nan,
+                "gain_ci_high": 100 * d["ci_high"] if d is not None else np.nan,
+                "p_boot": d["p_boot"] if d is not None else np.nan,
+                "paper_gain": (paper_gain or {}).get(model, np.nan),
+            }
+        )
+    tidy = pd.DataFrame(tidy_rows)
+    display = pd.DataFrame(
+        {
+            "method": tidy["model"],
+            "setting": tidy["setting"].map(lambda v: "-" if pd.isna(v) else str(v)),
+            "mean AUC [95% CI]": [_pct(a / 100) + _ci(lo / 100, hi / 100) for a, lo, hi in tidy[["ours_mean_auc", "ci_low", "ci_high"]].to_numpy()],
+            f"gain over {result.reference} [95% CI]": [
+                "-" if pd.isna(g) else _pct(g / 100, True) + _ci(lo / 100, hi / 100, True)
+                for g, lo, hi in tidy[["gain_over_ref", "gain_ci_low", "gain_ci_high"]].to_numpy()
+            ],
+            "p (bootstrap)": tidy["p_boot"].map(_p),
+            "paper gain": tidy["paper_gain"].map(_paper),
+        }
+    ).set_index("method")
+    if setting is None:
+        display = display.drop(columns="setting")
+    if paper_gain is None:
+        display = display.drop(columns="paper gain")
+    notes = (f"Mean AUC (%) over {len(result.classes) - len(result.na_classes)} classes; {result.n_boot} patient-level bootstrap resamples.",)
+    return ReportTable(f"ablation_{name}", caption, tidy, display, notes)
+
+
+def k_sweep_table(result: ComparisonResult, k_models: Mapping[int, str]) -> ReportTable:
+    """The K sweep of Figure 4 as a table, with the paper's gains where it states them.
+
+    Parameters
+    ----------
+    k_models
+        K -> model name in ``result`` (each a B+KNNS run with that K).
+    """
+    paper = paper_numbers.FIG4_K_GAINS["gain"]
+    return ablation_table(
+        result,
+        "k_sweep",
+        "Mean-AUC gain of B+KNNS over B against the number of neighbours K (paper: Figure 4).",
+        setting={m: f"K={k}" for k, m in k_models.items()},
+        paper_gain={m: paper.get(k, np.nan) for k, m in k_models.items()},
+    )
+
+
+def write_table(table: ReportTable, out_dir: str | Path) -> list[Path]:
+    """Write ``<stem>.csv`` (tidy), ``<stem>.md`` and ``<stem>.tex`` (display) atomically."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{table.stem}.{ext}" for ext in ("csv", "md", "tex")]
+    write_text(paths[0], table.tidy.to_csv(index=False))
+    write_text(paths[1], table.to_markdown())
+    write_text(paths[2], table.to_latex())
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------
+# The results index
+# ------------------------------------------------------------------------------------------------
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """Short commit of ``repo`` with ``+dirty`` when tracked files differ, or ``unknown``."""
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "-uno"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def describe_hardware() -> str:
+    """CPU count, platform and GPU (if torch sees one), for the report header."""
+    text = f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", GPU: {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return text
+
+
+def _duration(seconds: float) -> str:
+    return str(_dt.timedelta(seconds=round(seconds)))
+
+
+def write_report_index(
+    paths: RunPaths,
+    profile: "Profile | str",
+    dataset: str,
+    seeds: Sequence[int],
+    wall_time: float,
+    hardware: str | None = None,
+    *,
+    commit: str | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write ``results/<profile>/REPORT.md`` linking every table and figure present.
+
+    Tables (``paths.tables/*.md``) are linked with their CSV/TeX siblings and inlined; figures
+    (``paths.figures/*.png``) are embedded with a link to their PDF; executed notebooks are listed.
+
+    Parameters
+    ----------
+    paths
+        The run's layout; the folders are scanned, so the index lists exactly what exists.
+    profile
+        The profile (its name and notes are shown) or its name.
+    dataset
+        Which data the run used (``benchmark``, ``nih``, ...).
+    seeds
+        Training seeds.
+    wall_time
+        Seconds the run took.
+    hardware
+        Description of the machine; detected when ``None``.
+    commit
+        Code version; ``git rev-parse`` of the checkout when ``None``.
+    notes
+        Extra lines for the header.
+    """
+    name = profile if isinstance(profile, str) else profile.name
+    profile_notes = "" if isinstance(profile, str) else profile.notes
+    root = paths.root
+    lines = [
+        f"# Results: profile `{name}`",
+        "",
+        f"- profile: `{name}`" + (f" ({profile_notes})" if profile_notes else ""),
+        f"- dataset: {dataset}",
+        f"- training seeds: {', '.join(map(str, seeds))}",
+        f"- git commit: `{commit or git_commit()}`",
+        f"- wall time: {_duration(wall_time)}",
+        f"- hardware: {hardware or describe_hardware()}",
+        f"- written: {_dt.datetime.now().isoformat(timespec='seconds')}",
+        *[f"- {n}" for n in notes],
+        "",
+        "## Tables",
+        "",
+    ]
+    tables = sorted(paths.tables.glob("*.md"), key=lambda p: (not p.stem.startswith("table"), p.stem)) if paths.tables.is_dir() else []
+    if not tables:
+        lines += ["(none written)", ""]
+    for md in tables:
+        links = [f"[{ext}]({md.with_suffix('.' + ext).relative_to(root).as_posix()})" for ext in ("md", "csv", "tex") if md.with_suffix("." + ext).is_file()]
+        lines += [f"### {md.stem} ({', '.join(links)})", "", md.read_text(encoding="utf-8").rstrip(), ""]
+    lines += ["## Figures", ""]
+    figures = sorted(paths.figures.glob("*.png")) if paths.figures.is_dir() else []
+    if not figures:
+        lines += ["(none written)", ""]
+    for png in figures:
+        pdf = png.with_suffix(".pdf")
+        pdf_link = f" ([pdf]({pdf.relative_to(root).as_posix()}))" if pdf.is_file() else ""
+        lines += [f"### {png.stem}{pdf_link}", "", f"![{png.stem}]({png.relative_to(root).as_posix()})", ""]
+    notebooks = sorted(paths.executed.glob("*.ipynb")) if paths.executed.is_dir() else []
+    if notebooks:
+        lines += ["## Executed notebooks", "", *[f"- [{nb.name}]({nb.relative_to(root).as_posix()})" for nb in notebooks], ""]
+    write_text(paths.report, "\n".join(lines))
+    return paths.report
