@@ -131,12 +131,13 @@ def load_chexpert(
     split = np.array(["train"] * len(train) + ["test"] * len(test), dtype=object)
     patients = frame["patient"].to_numpy(object)
     split = draw_validation(split, patients, val_fraction, seed)
+    check_patient_disjoint(split, patients, frame["Path"].to_numpy(object), f"{folder}/{{train,valid}}.csv")
     keep = (frame["Frontal/Lateral"] == "Frontal").to_numpy() if frontal_only else np.ones(len(frame), dtype=bool)
     # a CSV path starts with the dataset folder's name; resolve it inside the folder found, whatever its name
     paths = np.array([str(folder / p.split("/", 1)[1]) for p in frame["Path"]], dtype=object)
     present = np.array([os.path.exists(p) for p in paths[keep]], dtype=bool)
     image_ids = frame["Path"].to_numpy(object)
-    rows, absent = apply_missing_policy(present, image_ids[keep], missing, folder / "train.csv")
+    rows, absent = apply_missing_policy(present, image_ids[keep], missing, f"{folder}/{{train,valid}}.csv")
     views = frame["AP/PA"].where(frame["AP/PA"] != "", frame["Frontal/Lateral"])
     dataset = XrayDataset(
         name="chexpert",
@@ -152,7 +153,6 @@ def load_chexpert(
         clean_labels=clean,
         missing=absent,
     ).subset(np.flatnonzero(keep)[rows])
-    check_patient_disjoint(dataset.split, dataset.patient_ids, dataset.image_ids, str(folder))
     return dataset
 
 

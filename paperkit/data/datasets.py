@@ -188,7 +188,7 @@ def check_missing_policy(missing: str) -> None:
 
 
 def apply_missing_policy(
-    present: np.ndarray, image_ids: np.ndarray, missing: str, source: Path
+    present: np.ndarray, image_ids: np.ndarray, missing: str, source: str | Path
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Rows to keep and the ids missing on disk, under policy ``error | skip | keep``.
 

@@ -79,6 +79,7 @@ def load_mimic(
     if assigned.isna().any():
         row = int(np.flatnonzero(assigned.isna().to_numpy())[0])
         raise DataError(f"{meta_path}, line {row + 2}: dicom_id {meta['dicom_id'][row]!r} has no row in {split_path.name}")
+    check_patient_disjoint(assigned.to_numpy(object), meta["subject_id"].to_numpy(object), meta["dicom_id"].to_numpy(object), str(split_path))
     values = label_values(studies, CHEXPERT_CLASSES, label_path, RAW_VALUES)
     table = pd.DataFrame(values, index=pd.MultiIndex.from_frame(studies[["subject_id", "study_id"]]))
     labels = table.reindex(pd.MultiIndex.from_frame(meta[["subject_id", "study_id"]])).to_numpy(np.float32)
@@ -105,5 +106,4 @@ def load_mimic(
         clean_labels=None,
         missing=absent,
     ).subset(np.flatnonzero(keep)[rows])
-    check_patient_disjoint(dataset.split, dataset.patient_ids, dataset.image_ids, str(split_path))
     return dataset

@@ -246,6 +246,7 @@ def load_nih(
         assigned = patient_split(patients, (0.7, 0.1, 0.2), seed)
     else:
         assigned, labels, keep = _list_split(root, names, labels)
+    check_patient_disjoint(assigned[keep], patients[keep], names[keep], str(entry))
     clean = _clean_labels(root, names)
     # unlisted images (split="lists") leave before the missing-image policy so they are never reported
     sel = np.flatnonzero(keep)
@@ -267,7 +268,6 @@ def load_nih(
         clean_labels=None if clean is None else clean[sel],
         missing=absent,
     ).subset(rows)
-    check_patient_disjoint(dataset.split, dataset.patient_ids, dataset.image_ids, str(entry))
     return dataset
 
 
