@@ -42,7 +42,8 @@ def bce_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | N
         Optional bool ``[B, C]``; ``False`` drops an element (U-Ignore's uncertain labels). With
         no element kept the loss is 0 (and still differentiable).
     """
-    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    logits = _at_least_float32(logits)
+    loss = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
     if mask is None:
         return loss.mean()
     mask = mask.to(loss.dtype)
@@ -69,6 +70,7 @@ def modl_loss(logits: torch.Tensor, soft_labels: torch.Tensor, form: str = "bern
     """
     _check_form(form)
     _check_same_shape(logits, soft_labels)
+    logits = _at_least_float32(logits)
     l = soft_labels.to(logits.dtype)
     kl = torch.xlogy(l, l) - l * F.logsigmoid(logits)
     if form == "bernoulli":
@@ -111,6 +113,7 @@ def knns_loss(
             f"expected anchor [B, C], neighbours [B, K, C], similarity [B, K]; got "
             f"{tuple(anchor_logits.shape)}, {tuple(neighbour_logits.shape)}, {tuple(similarity.shape)}"
         )
+    anchor_logits, neighbour_logits = _at_least_float32(anchor_logits), _at_least_float32(neighbour_logits)
     if detach_neighbours:
         neighbour_logits = neighbour_logits.detach()
     anchor = anchor_logits.unsqueeze(1)  # [B, 1, C], broadcast over neighbours
@@ -164,6 +167,11 @@ def uncertain_targets(labels: np.ndarray, policy: str, seed: int = 0) -> tuple[n
         draws = np.random.default_rng(seed).uniform(low, high, size=labels.shape).astype(np.float32)
         targets = np.where(uncertain, draws, targets)
     return targets, mask
+
+
+def _at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 logits (autocast) are promoted: log-ratios of near-equal probabilities need float32."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 def _check_form(form: str) -> None:
