@@ -180,8 +180,11 @@ def fit(
     soft_labels
         ``[N, C]`` averaged reference probabilities l (eq. 2); required when λ > 0.
     pools
-        ``(index [N, P] int64, similarity [N, P])`` from ``paperkit.knn.neighbour_pools``, rows of
-        the same source, neighbours among the training rows; required when γ > 0 (P ≥ K).
+        ``(index [n_train, P] int64, similarity [n_train, P])`` as returned by
+        ``neighbour_pools(soft_labels[train_index], P, sigma)``: row i is the pool of image
+        ``train_index[i]`` and indices are positions in ``train_index``; required when γ > 0 (P ≥ K).
+        The paper stores K neighbours per anchor; a pool larger than K gives each step a fresh
+        sample of K of them.
     val_labels
         ``[N, C]`` labels to score validation AUC against (``NaN`` = unknown); default ``targets``
         with masked elements unknown.
@@ -203,10 +206,8 @@ def fit(
     if use_modl and soft_labels is None:
         raise ValueError("lambda_modl > 0 needs soft_labels")
     if use_knns:
-        if pools is None or pools[0].shape[1] < config.k:
-            raise ValueError(f"gamma_knns > 0 needs pools with at least k={config.k} neighbours per row")
-        if not np.isin(pools[0][train_index], train_index).all():
-            raise ValueError("pools name neighbours outside train_index: build them from training rows only")
+        if pools is None or pools[0].shape != (len(train_index), max(config.k, pools[0].shape[1])):
+            raise ValueError(f"gamma_knns > 0 needs pools [len(train_index), >= k={config.k}] over train_index")
     if config.knns_mode not in ("faithful", "efficient"):
         raise ValueError(f"knns_mode must be faithful or efficient, got {config.knns_mode!r}")
     if val_labels is None:
@@ -275,8 +276,12 @@ def fit(
     t_targets = torch.as_tensor(targets, dtype=torch.float32)
     t_mask = torch.as_tensor(mask, dtype=torch.bool) if mask is not None else None
     t_soft = torch.as_tensor(soft_labels, dtype=torch.float32) if use_modl else None
-    pool_index = torch.as_tensor(pools[0], dtype=torch.int64) if use_knns else None
-    pool_sim = torch.as_tensor(pools[1], dtype=torch.float32) if use_knns else None
+    pool_index = pool_sim = None
+    if use_knns:  # pools indexed by image row, holding image rows (a row outside train_index is never read)
+        pool_index = torch.zeros(len(images), pools[0].shape[1], dtype=torch.int64)
+        pool_index[t_train] = t_train[torch.as_tensor(pools[0], dtype=torch.int64)]
+        pool_sim = torch.zeros(len(images), pools[0].shape[1])
+        pool_sim[t_train] = torch.as_tensor(pools[1], dtype=torch.float32)
     size = images.load(t_train[:1]).shape[-1]
     b_global, steps = config.batch_size, len(train_index) // config.batch_size
     b_local = b_global // world

@@ -10,6 +10,7 @@ import torch
 import paperkit.train as train
 from paperkit.checkpoint import load_checkpoint, save_checkpoint
 from paperkit.config import get_profile
+from paperkit.knn import neighbour_pools
 from paperkit.train import ArrayImages, TrainConfig, fit, load_model, predict
 
 N, C, SIZE, CROP = 48, 3, 20, 16
@@ -24,16 +25,9 @@ def make_data(seed: int = 0) -> dict:
         images[:, 6 * j : 6 * j + 6, :] += 100 * targets[:, j, None, None]
     soft = np.clip(0.7 * targets + 0.3 * rng.random((N, C)), 0, 1).astype(np.float32)
     train_index, val_index = np.arange(32), np.arange(32, N)
-    d = ((soft[train_index, None] - soft[None, train_index]) ** 2).sum(-1)
-    np.fill_diagonal(d, np.inf)
-    order = np.argsort(d, axis=1)[:, :4]  # pool of 4, K = 2 sampled per step
-    index = np.zeros((N, 4), dtype=np.int64)
-    index[train_index] = train_index[order]
-    sim = np.exp(-np.take_along_axis(d, order, 1) / 2).astype(np.float32)
-    similarity = np.zeros((N, 4), dtype=np.float32)
-    similarity[train_index] = sim
+    pools = neighbour_pools(soft[train_index], 4, sigma=1.0)  # pool of 4, K = 2 sampled per step
     return dict(images=ArrayImages(images.astype(np.uint8)), train_index=train_index, val_index=val_index,
-                targets=targets, mask=None, soft_labels=soft, pools=(index, similarity))
+                targets=targets, mask=None, soft_labels=soft, pools=pools)
 
 
 def config(**changes) -> TrainConfig:
