@@ -59,7 +59,7 @@ def decode_resize(path: str | os.PathLike, size: int) -> np.ndarray:
                 img.draft("L", (size, size))  # DCT-domain downscale: decodes large JPEGs several times faster
             img.load()
             gray = to_gray8(img)
-            return np.asarray(gray.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+            return np.array(gray.resize((size, size), Image.BILINEAR), dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"image {path} not found") from None
     except (OSError, SyntaxError, ValueError) as err:
@@ -102,7 +102,8 @@ def build_cache(
     workers
         Decoding processes (``<= 1``: decode in this process).
     chunk_size
-        Images per chunk, the unit of work and of resumption.
+        Most images per chunk, the unit of work and of resumption (smaller for small inputs, so
+        every worker gets work).
     """
     paths = [str(p) for p in paths]
     if not paths:
@@ -114,14 +115,17 @@ def build_cache(
     if step.done:
         return ImageCache.open(out)
     step.start()
+    chunk_size = max(1, min(chunk_size, -(-len(paths) // (4 * max(workers, 1)))))
+    # chunk numbers in chunks_done.txt only mean something for the same chunk size
+    build_state = {**config, "chunk_size": chunk_size}
     state = out / STATE
-    resume = state.is_file() and json.loads(state.read_text()) == config and (out / IMAGES).is_file()
+    resume = state.is_file() and json.loads(state.read_text()) == build_state and (out / IMAGES).is_file()
     if not resume:
         for name in (STATE, DONE, IMAGES):
             (out / name).unlink(missing_ok=True)
         write_text(out / INDEX, "\n".join(paths) + "\n")
         np.lib.format.open_memmap(out / IMAGES, mode="w+", dtype=np.uint8, shape=(len(paths), size, size)).flush()
-        write_json(state, config)  # last: only a fully initialised folder is ever resumed
+        write_json(state, build_state)  # last: only a fully initialised folder is ever resumed
     done = set(int(line) for line in (out / DONE).read_text().split()) if (out / DONE).is_file() else set()
     starts = range(0, len(paths), chunk_size)
     jobs = [(c, paths[s : s + chunk_size], size) for c, s in enumerate(starts) if c not in done]
