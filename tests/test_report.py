@@ -144,3 +144,16 @@ def test_report_index_lists_every_table_and_figure():
         "`smoke`", "benchmark", "0, 1", "abc123", "1:02:05", "test machine", "82.42",
     ):
         assert needle in text, needle
+
+
+def test_localisation_table(tmp_path):
+    from paperkit.report import localisation_table
+
+    a = pd.DataFrame({"case": range(4), "finding": ["Mass"] * 4, "pointing_hit": [True, False, False, False], "iou": [0.1, 0.2, 0.0, 0.3]})
+    b = a.assign(pointing_hit=[True, True, True, False], iou=[0.4, 0.5, 0.2, 0.3])
+    table = localisation_table(a, b)
+    assert table.stem == "localisation_masks"
+    tidy = table.tidy.set_index("metric")
+    assert tidy.loc["pointing_hit", "diff"] == pytest.approx(0.5)
+    assert "B+MODL+KNNS" in table.to_markdown()
+    write_table(table, tmp_path)
