@@ -591,14 +591,8 @@ def expected_calibration_error(table: pd.DataFrame) -> float:
 
 
 # ------------------------------------------------------------------------------------------------
-# Cost of a model or an ensemble (Table 3)
+# Cost of a model or an ensemble (Table 3; parameters: paperkit.models.count_parameters)
 # ------------------------------------------------------------------------------------------------
-def count_parameters(models: "torch.nn.Module | Sequence[torch.nn.Module]") -> int:
-    """Number of parameters of a model, or summed over the members of an ensemble."""
-    members = [models] if not isinstance(models, Sequence) else list(models)
-    return int(sum(p.numel() for m in members for p in m.parameters()))
-
-
 def inference_throughput(
     models: "torch.nn.Module | Sequence[torch.nn.Module]",
     input_shape: tuple[int, int, int],
