@@ -297,6 +297,11 @@ def _write_chexpert(root: Path, cases, test, noisy, size, seed, workers, progres
     return {"uncertain_fraction": float(np.mean(mined[~test] == -1)), "blank_fraction": float(np.isnan(mined[~test]).mean())}
 
 
+def _rounded(x: float) -> float | None:
+    """JSON-safe rate: None where undefined (NaN would not compare equal after a reload)."""
+    return None if np.isnan(x) else round(float(x), 4)
+
+
 def generate_benchmark(
     out_dir: str | os.PathLike,
     layout: str = "nih",
@@ -379,8 +384,8 @@ def generate_benchmark(
         "n_train": int((~test).sum()), "n_test": int(test.sum()),
         "prevalence_clean": dict(zip(NIH_CLASSES, cases["labels"].mean(0).round(5).tolist())),
         "prevalence_noisy": dict(zip(NIH_CLASSES, noisy.reported.mean(0).round(5).tolist())),
-        "noisy_ppv": {k: round(float(v["ppv"]), 4) for k, v in rates.items()},
-        "noisy_sensitivity": {k: round(float(v["sensitivity"]), 4) for k, v in rates.items()},
+        "noisy_ppv": {k: _rounded(v["ppv"]) for k, v in rates.items()},
+        "noisy_sensitivity": {k: _rounded(v["sensitivity"]) for k, v in rates.items()},
         "seconds": round(seconds, 2),
     }
     step.finish(summary)
