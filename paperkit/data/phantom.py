@@ -127,7 +127,9 @@ def take(params: dict[str, np.ndarray], index: slice | np.ndarray) -> dict[str, 
 # --------------------------------------------------------------------------------------------
 def _sm(d: np.ndarray, eps: float) -> np.ndarray:
     """Soft step: 0 for ``d <= -eps/2``, 1 for ``d >= eps/2`` (cheaper than a sigmoid)."""
-    return np.clip(0.5 + d / eps, 0.0, 1.0)
+    t = d * np.float32(1.0 / eps)
+    t += np.float32(0.5)
+    return np.clip(t, 0.0, 1.0, out=t)
 
 
 def _c(a: np.ndarray) -> np.ndarray:
@@ -225,7 +227,22 @@ def render(p: dict[str, np.ndarray], size: int, noise_seed: int | tuple) -> tupl
         ``[k, size, size]`` bool ground-truth masks.
     """
     size = check_size(size)
-    n = len(p["labels"])
+    rng = np.random.default_rng(noise_seed)
+    # sub-batches of ~2**17 pixels keep every temporary in cache (3-4x faster at 256 px); the
+    # sub-batch size depends on ``size`` only, so the noise stream is the same for any caller
+    step = max(1, 2 ** 17 // (size * size))
+    parts = [_render(take(p, slice(i, i + step)), size, rng) for i in range(0, len(p["labels"]), step)]
+    images = np.concatenate([im for im, _ in parts])
+    masks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in NIH_CLASSES:
+        found = [(rows + k * step, m) for k, (_, ms) in enumerate(parts) if name in ms for rows, m in [ms[name]]]
+        if found:
+            masks[name] = (np.concatenate([r for r, _ in found]), np.concatenate([m for _, m in found]))
+    return images, masks
+
+
+def _render(p: dict[str, np.ndarray], size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """:func:`render` of one sub-batch, pixel noise drawn from ``rng``."""
     g = _Geom(p)
     base = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
     cos, sin, zoom = _c(np.cos(p["rot"])), _c(np.sin(p["rot"])), _c(p["zoom"])
@@ -236,10 +253,9 @@ def render(p: dict[str, np.ndarray], size: int, noise_seed: int | tuple) -> tupl
 
     body = _sm(1 - (X / (g.T + 0.14)) ** 2, 0.15)
     A = 0.55 * body
-    lung = np.zeros_like(X)
-    for side in (0, 1):
-        lung = np.maximum(lung, _sm(1 - g.hemithorax(X, Y, side), 6 * eps) * _sm(g.dome_y(X, side) - Y, eps))
-    abdomen = _sm(Y - np.minimum(g.dome_y(X, 0), g.dome_y(X, 1)), eps)
+    domes = [g.dome_y(X, side) for side in (0, 1)]
+    lung = np.maximum(*(_sm(1 - g.hemithorax(X, Y, side), 6 * eps) * _sm(domes[side] - Y, eps) for side in (0, 1)))
+    abdomen = _sm(Y - np.minimum(*domes), eps)
     heart = _sm(1 - ((X - g.hcx) / g.hrx) ** 2 - ((Y - g.hcy) / g.hry) ** 2, 4 * eps)
     mediast = _sm(0.09 - np.abs(X - 0.01), eps) * _sm(g.hcy - Y, 0.2)
     lung = lung * (1 - heart) * (1 - mediast)
@@ -272,7 +288,6 @@ def render(p: dict[str, np.ndarray], size: int, noise_seed: int | tuple) -> tupl
     A += _bones(X, Y, g, eps) + _devices(p, X, Y, size)
 
     img = _c(p["gain"]) * A + _c(p["offset"])
-    rng = np.random.default_rng(noise_seed)
     img += _c(p["noise_sd"]) * rng.standard_normal(img.shape, dtype=np.float32)
     img = np.clip(img, 0, 1) ** _c(p["gamma"])
     out = (img * 255 + 0.5).astype(np.uint8)
