@@ -150,3 +150,18 @@ def test_sampled_prevalence_follows_nih():
     prevalence = dict(zip(NIH_CLASSES, cases["labels"].mean(0)))
     assert abs(prevalence["Infiltration"] - 0.177) < 0.02 and abs(prevalence["Effusion"] - 0.119) < 0.015
     assert (~cases["labels"].any(1)).mean() == pytest.approx(0.538, abs=0.03)
+
+
+def test_real_loaders_read_the_layouts(built):
+    layout, root, summary = built
+    if layout == "nih":
+        nih = pytest.importorskip("paperkit.data.nih", reason="NIH loader not available")
+        ds = nih.load_nih(root)
+        assert len(ds.image_ids) == 150 and int((ds.split == "test").sum()) == summary["n_test"]
+        assert ds.clean_labels is not None and not np.isnan(ds.clean_labels).any()
+        assert len(nih.load_nih_boxes(root)) == summary["n_boxes"]
+    else:
+        chexpert = pytest.importorskip("paperkit.data.chexpert", reason="CheXpert loader not available")
+        ds = chexpert.load_chexpert(root)
+        assert len(ds.image_ids) == 150 and int((ds.split == "test").sum()) == summary["n_test"]
+        assert not np.isnan(ds.clean_labels).any()
