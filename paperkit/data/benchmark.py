@@ -366,7 +366,8 @@ def generate_benchmark(
     rng = np.random.default_rng([seed, 0])
     cases = sample_cases(n_images, rng)
     test = split_patients(cases["patient"], rng)
-    noisy = noise_model.apply_noise(cases["labels"], cases["severity"], rng, noise, cases["view_ap"])
+    noisy = noise_model.apply_noise(cases["labels"], cases["severity"], rng, noise,
+                                     cases["view_ap"] | (cases["devices"] > 0))
     blank = rng.random((n_images, 3)) < min(1.0, noise * noise_model.NoiseConfig().p_blank)
     cases["params"] = phantom.sample_params(rng, cases["labels"], cases["severity"], cases["view_ap"], cases["devices"])
     with atomic_path(out_dir) as tmp:

@@ -10,9 +10,10 @@ labels reach PPV / sensitivity of 0.46 / 0.46 (Pneumothorax), 0.56 / 0.42 (Nodul
   mean miss rate over the positives equals ``1 - sensitivity_c``. Faint findings are missed most.
 * **False positives favour look-alikes and co-occurring findings.** A negative image gets a false
   ``c`` with probability ``noise * q_c * z_ic / mean(z_c)`` where
-  ``z_ic = 1 + lookalike_weight * sum_d A[c, d] * y_id * s_id + ap_weight * AP_i * B_c``:
-  a severe pneumonia is often reported as consolidation, a large nodule as a mass, an AP
-  (portable, ICU) film attracts airspace and effusion calls. ``q_c`` is set so that, at
+  ``z_ic = 1 + lookalike_weight * sum_d A[c, d] * y_id * s_id + portable_weight * P_i * B_c``:
+  a severe pneumonia is often reported as consolidation, a large nodule as a mass, and a
+  portable ICU film (``P_i``: AP view or a support device) attracts airspace, effusion,
+  cardiomegaly and pneumothorax calls - a confounder a CNN can learn from noisy labels. ``q_c`` is set so that, at
   ``noise = 1``, the expected PPV equals ``ppv_c``.
 * **CheXpert-style mentions.** Reported findings of low severity (``s < uncertain_below``) and
   false positives are hedged as uncertain (``-1``) with probability ``noise * p_uncertain``; faint
@@ -63,8 +64,8 @@ DEFAULT_LOOKALIKES: dict[tuple[str, str], float] = {
     ("Cardiomegaly", "Effusion"): 0.4,
 }
 
-#: Findings over-called on AP (portable) films.
-DEFAULT_AP_PRONE: tuple[str, ...] = (*_AIRSPACE, "Effusion", "Cardiomegaly")
+#: Findings over-called on portable (AP or device-bearing, ICU) films.
+DEFAULT_PORTABLE_PRONE: tuple[str, ...] = (*_AIRSPACE, "Effusion", "Cardiomegaly", "Pneumothorax")
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,12 @@ class NoiseConfig:
         Finding -> (PPV, sensitivity) reached at ``noise = 1``.
     lookalikes
         (finding, finding) -> affinity; symmetric.
-    ap_prone
-        Findings whose false reports are more likely on AP films.
+    portable_prone
+        Findings whose false reports are more likely on portable films.
     slope
         How strongly misses depend on severity (logit change from ``s = 0`` to ``s = 1``).
-    lookalike_weight, ap_weight
-        Weights of look-alikes and AP films in the false-positive propensity ``z``.
+    lookalike_weight, portable_weight
+        Weights of look-alikes and portable films in the false-positive propensity ``z``.
     uncertain_below
         Severity under which a reported finding may be hedged as uncertain.
     p_uncertain, p_blank
@@ -91,10 +92,10 @@ class NoiseConfig:
 
     rates: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_RATES))
     lookalikes: dict[tuple[str, str], float] = field(default_factory=lambda: dict(DEFAULT_LOOKALIKES))
-    ap_prone: tuple[str, ...] = DEFAULT_AP_PRONE
+    portable_prone: tuple[str, ...] = DEFAULT_PORTABLE_PRONE
     slope: float = 8.0
     lookalike_weight: float = 8.0
-    ap_weight: float = 1.0
+    portable_weight: float = 3.0
     uncertain_below: float = 0.45
     p_uncertain: float = 0.5
     p_blank: float = 0.85
@@ -169,7 +170,7 @@ def apply_noise(
     severity: np.ndarray,
     rng: np.random.Generator,
     noise: float = 1.0,
-    view_ap: np.ndarray | None = None,
+    portable: np.ndarray | None = None,
     config: NoiseConfig | None = None,
 ) -> NoisyLabels:
     """Turn clean labels into report-mined noisy labels.
@@ -184,8 +185,8 @@ def apply_noise(
         Source of randomness.
     noise
         Scale of the whole process: 0 = no noise, 1 = measured rates.
-    view_ap
-        ``[N]`` bool, AP films (default: none).
+    portable
+        ``[N]`` bool, portable films: AP view or a support device (default: none).
     config
         Model parameters (default :class:`NoiseConfig`).
 
@@ -201,15 +202,15 @@ def apply_noise(
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     sev = np.clip(np.asarray(severity, np.float64), 0, 1) * clean
-    ap = np.zeros(n, bool) if view_ap is None else np.asarray(view_ap, bool)
+    port = np.zeros(n, bool) if portable is None else np.asarray(portable, bool)
     ppv, sens = (np.array([config.rates[c][j] for c in NIH_CLASSES]) for j in (0, 1))
 
     # misses: severity dependent, calibrated to 1 - sensitivity at noise 1
     alpha = miss_logits(sev, clean, 1 - sens, config.slope)
     p_miss1 = _sigmoid(alpha - config.slope * sev) * clean
-    # false positives: propensity z favours look-alikes / co-occurring findings and AP films
-    ap_prone = np.isin(np.array(NIH_CLASSES), config.ap_prone)
-    z = 1 + config.lookalike_weight * (sev @ config.affinity()) + config.ap_weight * ap[:, None] * ap_prone
+    # false positives: propensity z favours look-alikes / co-occurring findings and portable films
+    prone = np.isin(np.array(NIH_CLASSES), config.portable_prone)
+    z = 1 + config.lookalike_weight * (sev @ config.affinity()) + config.portable_weight * port[:, None] * prone
     neg = ~clean
     expected_tp = (clean * (1 - p_miss1)).sum(0)
     expected_fp = expected_tp * (1 - ppv) / ppv
