@@ -75,8 +75,10 @@ def _run_jobs(jobs: list[tuple[int, list[str], int]], workers: int) -> Iterator[
     if workers <= 1:
         yield from map(_decode_chunk, jobs)
         return
-    # spawn, not fork: the parent may hold torch/BLAS threads, which a forked child can deadlock on
-    with mp.get_context("spawn").Pool(workers) as pool:
+    # fork as torch's DataLoader does on Linux: spawn re-imports the caller's __main__ (torch and
+    # all), which costs seconds per worker; the children only run PIL and numpy
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(workers) as pool:
         yield from pool.imap_unordered(_decode_chunk, jobs)
 
 
