@@ -165,3 +165,14 @@ def test_real_loaders_read_the_layouts(built):
         ds = chexpert.load_chexpert(root)
         assert len(ds.image_ids) == 150 and int((ds.split == "test").sum()) == summary["n_test"]
         assert not np.isnan(ds.clean_labels).any()
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (7, 13)])
+def test_png_bytes_round_trip(shape):
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    decoded = Image.open(BytesIO(B.png_bytes(image)))
+    assert decoded.mode == "L" and np.array_equal(np.asarray(decoded), image)

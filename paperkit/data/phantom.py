@@ -321,12 +321,13 @@ def _devices(p: dict[str, np.ndarray], X, Y, size: int) -> np.ndarray:
     r = np.flatnonzero(dev & DEVICE_LINE)
     if r.size:
         sx = _c(np.where(du[r, 2] < 0.5, -1.0, 1.0))
-        pts = [(sx * 0.75, -0.72 + 0 * sx), (sx * 0.3, -0.62 + 0 * sx), (0.03 + 0 * sx, -0.3 + 0 * sx), (0.05 + 0 * sx, _c(-0.1 + 0.2 * du[r, 3]))]
+        one = np.ones_like(sx)  # per-row [k, 1, 1] points: from a shoulder along the clavicle into the SVC
+        pts = [(0.75 * sx, -0.72 * one), (0.3 * sx, -0.62 * one), (0.03 * one, -0.3 * one), (0.05 * one, _c(-0.1 + 0.2 * du[r, 3]))]
         d = np.minimum.reduce([_segment_dist(X[r], Y[r], *pts[i], *pts[i + 1]) for i in range(3)])
         out[r] += 0.4 * (d < w)
     r = np.flatnonzero(dev & DEVICE_ECG)
     if r.size:
-        for k, (cx, cy) in enumerate(((-0.55, -0.9), (0.55, -0.9), (0.6, 0.55))):
+        for cx, cy in ((-0.55, -0.9), (0.55, -0.9), (0.6, 0.55)):
             d = np.hypot(X[r] - cx - 0.1 * _c(du[r, 4] - 0.5), Y[r] - cy - 0.1 * _c(du[r, 5] - 0.5))
             out[r] += 0.5 * (d < max(0.03, 2.0 / size))
     return out
