@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ from paperkit.config import Profile
 from paperkit.data.augment import apply_crops, crop_params
 from paperkit.losses import bce_loss, knns_loss, modl_loss
 from paperkit.models import Classifier, create_model, pretrained_path
+from paperkit.runtime import gather_objects, pick_device, prefetch, update_bank
 
 VARIANTS = ("B", "B+MODL", "B+KNNS", "B+MODL+KNNS")
 #: Offset between the batch-order seed and the neighbour-sampling seed (any fixed constant).
@@ -214,7 +214,8 @@ def fit(
         val_labels = np.where(mask, targets, np.nan) if mask is not None else targets
     world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
     if config.batch_size % world or len(train_index) < config.batch_size:
-        raise ValueError(f"batch_size {config.batch_size} must divide by {world} ranks and fit {len(train_index)} images")
+        raise ValueError(f"batch_size {config.batch_size} must divide by {world} ranks "
+                         f"and not exceed the {len(train_index)} training images")
 
     config_dict = dataclasses.asdict(config)
     config_dict.pop("num_threads")
@@ -224,7 +225,7 @@ def fit(
     if step.done:
         return _finished(run_dir, read_manifest(run_dir)["summary"])
 
-    device = _device(config.device, rank)
+    device = pick_device(config.device, rank)
     cuda = device.type == "cuda"
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
@@ -309,10 +310,10 @@ def fit(
                     yield rows, nb, (x.pin_memory() if cuda else x)
 
             model.train()
-            t0, sums, bar = time.perf_counter(), torch.zeros(4, device=device), None
+            t0, cpu0, sums, bar = time.perf_counter(), time.process_time(), torch.zeros(4, device=device), None
             if progress and rank == 0:
                 bar = tqdm(total=steps, desc=f"{config.arch} epoch {epoch + 1}/{config.epochs}", leave=False)
-            for s, (rows, nb, x) in enumerate(_prefetch(batches())):
+            for s, (rows, nb, x) in enumerate(prefetch(batches())):
                 x = x.to(device, non_blocking=True)
                 top, left, flip = (t[mine] for t in crops[s])
                 if faithful:
@@ -342,7 +343,7 @@ def fit(
                 loss.backward()
                 optimizer.step()
                 if bank is not None:
-                    _update_bank(bank, seen, t_train[perm[s]].to(device), logits.detach(), world)
+                    update_bank(bank, seen, t_train[perm[s]].to(device), logits.detach(), world)
                 sums += torch.stack([loss.detach(), bce.detach(), modl.detach(), knns.detach()])
                 if bar is not None:
                     bar.update()
@@ -353,7 +354,7 @@ def fit(
                                         knns=f"{mean[3]:.4f}", img_s=f"{rate:.0f}")
             if bar is not None:
                 bar.close()
-            train_s = time.perf_counter() - t0
+            train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
 
@@ -361,12 +362,13 @@ def fit(
             mean_auc = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else math.nan
             terms = (sums / steps).tolist()
             history.append({"epoch": epoch + 1, "lr": lr, "loss": terms[0], "bce": terms[1], "modl": terms[2],
-                            "knns": terms[3], "train_s": train_s, "img_per_s": steps * b_global / train_s,
+                            "knns": terms[3], "train_s": train_s, "train_cpu_s": train_cpu_s,
+                            "img_per_s": steps * b_global / train_s,
                             "val_auc": mean_auc, **{f"auc_{n}": a for n, a in zip(names, aucs)}})
             improved = best_epoch < 0 or mean_auc > best_auc
             if improved:
                 best_epoch, best_auc = epoch + 1, mean_auc
-            rng = _gather_objects(global_rng_state(), world)
+            rng = gather_objects(global_rng_state(), world)
             if rank == 0:
                 meta = {"config": config_dict, "num_classes": n_classes, "fingerprint": step.hash}
                 if improved:
@@ -431,46 +433,11 @@ def load_model(run_dir: str | Path, which: str = "best") -> Classifier:
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _device(name: str, rank: int) -> torch.device:
-    """``auto`` picks CUDA when present; under DDP each rank takes the GPU ``LOCAL_RANK`` (torchrun's)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        import os
-
-        local = int(os.environ.get("LOCAL_RANK", rank))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device(name)
-
-
-def _prefetch(items: Iterator[Any]) -> Iterator[Any]:
-    """Produce the next item in a background thread while the caller works on the current one.
-
-    Image loading (memmap reads, pinning) then overlaps the forward/backward pass.
-    """
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(next, items, None)
-        while (item := future.result()) is not None:
-            future = pool.submit(next, items, None)
-            yield item
-
-
-def _update_bank(bank: torch.Tensor, seen: torch.Tensor, rows: torch.Tensor, logits: torch.Tensor, world: int) -> None:
-    """Write the global batch's detached logits into the memory bank (gathered from every rank)."""
-    if world > 1:
-        parts = [torch.empty_like(logits) for _ in range(world)]
-        dist.all_gather(parts, logits)
-        logits = torch.cat(parts)
-    bank[rows] = logits
-    seen[rows] = True
-
-
 def _validate(model: torch.nn.Module, images: ImageSource, val_index: np.ndarray, labels: np.ndarray, crop: int,
               batch_size: int, device: torch.device, rank: int, world: int) -> np.ndarray:
     """Per-class validation AUC (``NaN`` for a class with one label value); each rank scores a shard."""
     shards = np.array_split(np.asarray(val_index, dtype=np.int64), world)
-    probs = np.concatenate(_gather_objects(predict(model, images, shards[rank], crop, batch_size=batch_size,
+    probs = np.concatenate(gather_objects(predict(model, images, shards[rank], crop, batch_size=batch_size,
                                                    device=device), world))
     model.train()
     truth = labels[np.concatenate(shards)]
@@ -480,15 +447,6 @@ def _validate(model: torch.nn.Module, images: ImageSource, val_index: np.ndarray
         if len(np.unique(truth[known, j])) == 2:
             aucs[j] = roc_auc_score(truth[known, j], probs[known, j])
     return aucs
-
-
-def _gather_objects(obj: Any, world: int) -> list[Any]:
-    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` without DDP)."""
-    if world == 1:
-        return [obj]
-    out: list[Any] = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
 
 
 def _finished(run_dir: Path, summary: dict[str, Any], skipped: bool = True) -> TrainResult:

@@ -44,11 +44,10 @@ def test_throughput_224_from_256() -> None:
     images = torch.randint(0, 256, (32, 256, 256), dtype=torch.uint8)
     g = torch.Generator().manual_seed(0)
     augment_batch(images, 224, True, g)
-    best = float("inf")
-    for _ in range(3):  # best of three: the machine is shared, a slow round is not the code's
-        start = time.perf_counter()
-        for _ in range(5):
-            augment_batch(images, 224, True, g)
-        best = min(best, time.perf_counter() - start)
-    rate = 32 * 5 / best
-    assert rate > 3000, f"{rate:.0f} img/s (target >= 3,000 on 2 CPU cores)"
+    # CPU time, not wall time: the machine is shared, and other processes only add wall time.
+    # Summed over threads, it is a stricter measure than wall time on an idle machine.
+    start = time.process_time()
+    for _ in range(10):
+        augment_batch(images, 224, True, g)
+    rate = 32 * 10 / (time.process_time() - start)
+    assert rate > 3000, f"{rate:.0f} img/s per CPU second (target >= 3,000 img/s)"

@@ -1,0 +1,54 @@
+"""Plumbing of the trainer: device choice, DDP collectives, background loading.
+
+Kept apart from :mod:`paperkit.train` so that the loop there reads as the method.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
+
+import torch
+import torch.distributed as dist
+
+
+def pick_device(name: str, rank: int) -> torch.device:
+    """``auto`` picks CUDA when present; under DDP each rank takes the GPU ``LOCAL_RANK`` (torchrun's)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device(name)
+
+
+def prefetch(items: Iterator[Any]) -> Iterator[Any]:
+    """Produce the next item in a background thread while the caller works on the current one.
+
+    Image loading (memmap reads, pinning) then overlaps the forward/backward pass.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(next, items, None)
+        while (item := future.result()) is not None:
+            future = pool.submit(next, items, None)
+            yield item
+
+
+def update_bank(bank: torch.Tensor, seen: torch.Tensor, rows: torch.Tensor, logits: torch.Tensor, world: int) -> None:
+    """Write the global batch's detached logits into the memory bank (gathered from every rank)."""
+    if world > 1:
+        parts = [torch.empty_like(logits) for _ in range(world)]
+        dist.all_gather(parts, logits)
+        logits = torch.cat(parts)
+    bank[rows] = logits
+    seen[rows] = True
+
+
+def gather_objects(obj: Any, world: int) -> list[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` without DDP)."""
+    if world == 1:
+        return [obj]
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
