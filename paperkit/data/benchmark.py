@@ -136,7 +136,8 @@ def sample_cases(n_images: int, rng: np.random.Generator, stats: dict[str, Any] 
     # support devices: mostly on AP (portable, ICU) films; a confounder, not a finding
     has_dev = rng.random(n_images) < np.where(view_ap, 0.45, 0.08)
     bits = (rng.random((n_images, 3)) < (0.4, 0.7, 0.5)) * (phantom.DEVICE_TUBE, phantom.DEVICE_LINE, phantom.DEVICE_ECG)
-    devices = np.where(has_dev, np.maximum(bits.sum(1), phantom.DEVICE_LINE), 0)
+    bits = bits.sum(1)
+    devices = np.where(has_dev, np.where(bits == 0, phantom.DEVICE_LINE, bits), 0)
     return {"patient": patient, "follow_up": follow_up, "labels": labels, "severity": severity,
             "age": age, "male": male, "view_ap": view_ap, "devices": devices}
 
