@@ -26,16 +26,13 @@ def test_same_seed_same_pixels(size):
     assert not np.array_equal(a, c)
 
 
-def test_chunking_does_not_change_images():
+def test_batch_split_does_not_change_anatomy():
+    # pixel noise is seeded per batch (the benchmark's batches are fixed); everything else is per image
     p = _params(0)
+    p = {**p, "noise_sd": np.zeros_like(p["noise_sd"])}
     whole, _ = phantom.render(p, 48, 1)
-    part, _ = phantom.render(phantom.take(p, slice(0, 5)), 48, 1)
-    # pixel noise is seeded per batch, so compare the noise-free anatomy through a zero-noise copy
-    p0 = {**p, "noise_sd": np.zeros_like(p["noise_sd"])}
-    w0, _ = phantom.render(p0, 48, 1)
-    s0, _ = phantom.render(phantom.take(p0, slice(0, 5)), 48, 1)
-    assert np.array_equal(w0[:5], s0)
-    assert whole.shape[0] == 14 and part.shape[0] == 5
+    part, _ = phantom.render(phantom.take(p, slice(3, 8)), 48, 2)
+    assert np.array_equal(whole[3:8], part)
 
 
 def test_every_finding_has_a_nonempty_mask_and_changes_the_image():
