@@ -59,6 +59,7 @@ def modl_loss(logits: torch.Tensor, soft_labels: torch.Tensor, form: str = "bern
         Target-model logits ``z`` ``[B, C]``.
     soft_labels
         ``l`` ``[B, C]`` in [0, 1]: the mean of the reference models' probabilities (fixed).
+        Not range-checked (that would synchronise the GPU every step): outside [0, 1] gives NaN.
     form
         ``"bernoulli"`` (default): ``l·log(l/p) + (1−l)·log((1−l)/(1−p))`` per class.
         ``"as_printed"``: eq. 2 as printed, ``l·log(l/p)``; it is minimised by ``p → 1``
@@ -66,7 +67,8 @@ def modl_loss(logits: torch.Tensor, soft_labels: torch.Tensor, form: str = "bern
 
     Returns
     -------
-    Scalar: mean over batch and classes.
+    Scalar: mean over batch and classes (eq. 2 prints a sum over images; the mean keeps λ
+    independent of the batch size).
     """
     _check_form(form)
     _check_same_shape(logits, soft_labels)

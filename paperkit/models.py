@@ -35,7 +35,7 @@ MODEL_INFO: dict[str, str] = {
     "densenet121": "DenseNet-121 (Huang et al. 2017): paper reference and target; 7.0M params.",
     "densenet169": "DenseNet-169 (Huang et al. 2017): paper reference; 12.5M params.",
     "densenet201": "DenseNet-201 (Huang et al. 2017): paper reference; 18.1M params.",
-    "inception_resnet_v2": "Inception-ResNet-v2 (Szegedy et al. 2017): paper reference; 54.3M params.",
+    "inception_resnet_v2": "Inception-ResNet-v2 (Szegedy et al. 2017): paper reference; 54.3M params; valid-padded stem needs inputs of at least 75 px.",
     "legacy_xception": "Xception (Chollet 2017), timm's port of the original Keras weights: paper reference; 20.8M params.",
     "nasnetalarge": "NASNet-A Large (Zoph et al. 2018): paper reference; 84.8M params; needs ~331 px inputs to match its ImageNet training.",
     # --- CPU profiles: six different families, so the reference ensemble disagrees usefully ---
