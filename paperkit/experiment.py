@@ -1,0 +1,202 @@
+"""The pipeline's steps, called by the notebooks: data, references, soft labels, pools, targets, evaluation.
+
+Every step is resumable: datasets, caches, soft labels and pools finish with a content-hashed
+manifest (:class:`paperkit.artifacts.Step`), and each training run resumes or is skipped by
+:func:`paperkit.train.fit`. A notebook can therefore call a step that an earlier notebook already
+ran and get the stored result back in a moment: notebooks 06-08 re-request the runs of 02-05.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from paperkit.artifacts import Step
+from paperkit.config import Profile
+from paperkit.data.cache import ImageCache, build_cache
+from paperkit.data.chexpert import load_chexpert
+from paperkit.data.datasets import XrayDataset
+from paperkit.data.labels import CHEXPERT_TASKS, NIH_CLASSES
+from paperkit.data.nih import load_nih
+from paperkit.evaluate import ComparisonResult, compare_models
+from paperkit.knn import load_pools, neighbour_pools, save_pools
+from paperkit.losses import uncertain_targets
+from paperkit.paths import RunPaths
+from paperkit.soft_labels import average_predictions, load_soft_labels, save_soft_labels
+from paperkit.train import TrainConfig, TrainResult, fit, load_model, predict
+
+#: The benchmark is generated from this seed; training seeds vary, the data does not.
+DATA_SEED = 0
+
+
+@dataclass
+class Prepared:
+    """One dataset ready for training: rows, cached images, training targets, evaluation labels."""
+
+    key: str  # artifact namespace, e.g. "nih" or "nih-noise0.5"
+    layout: str  # nih | chexpert
+    dataset: XrayDataset
+    images: ImageCache
+    targets: np.ndarray  # [N, C] BCE targets after the uncertain-label policy
+    mask: np.ndarray  # [N, C] which targets count (U-Ignore masks -1)
+    eval_classes: tuple[str, ...]  # Table 1: the 14 findings; Table 2: the five CheXpert tasks
+    eval_columns: np.ndarray  # positions of eval_classes in dataset.classes
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.dataset.classes
+
+    def rows(self, split: str) -> np.ndarray:
+        return self.dataset.indices(split)
+
+    def labels(self, split: str, clean: bool = True) -> np.ndarray:
+        """Evaluation labels ``[n, E]``: the clean truth where known (else the mined labels), 0/1/NaN."""
+        rows = self.rows(split)
+        noisy = self.dataset.labels[rows][:, self.eval_columns].copy()
+        noisy[noisy < 0] = np.nan  # an uncertain mention is not a label to score against
+        if not clean or self.dataset.clean_labels is None:
+            return noisy
+        truth = self.dataset.clean_labels[rows][:, self.eval_columns]
+        return np.where(np.isnan(truth), noisy, truth)
+
+
+def layouts(cfg: Profile) -> list[str]:
+    """The datasets a profile trains on: both benchmark layouts, or the user's dataset."""
+    return list(cfg.layouts) if cfg.dataset == "benchmark" else [cfg.dataset]
+
+
+def prepare(cfg: Profile, paths: RunPaths, layout: str, *, noise: float | None = None,
+            policy: str | None = None, progress: bool = False) -> Prepared:
+    """Generate (benchmark) or load (user data) one dataset, cache its images, derive its targets.
+
+    Parameters
+    ----------
+    noise
+        Benchmark only: a label-noise level other than the profile's (the noise sweep).
+    policy
+        CheXpert uncertain-label policy other than the profile's (the U-Ones/U-Zeros/LSR baselines).
+    """
+    if cfg.dataset == "benchmark":
+        level = cfg.noise if noise is None else noise
+        root = paths.benchmark_layout(layout, None if noise is None else level)
+        from paperkit.data.benchmark import generate_benchmark
+
+        generate_benchmark(root, layout, cfg.n_images, cfg.render_size, seed=DATA_SEED, noise=level,
+                           progress=progress)
+        key = layout if noise is None else f"{layout}-noise{level:g}"
+    else:
+        root, key = Path(cfg.data_root), layout
+    if layout == "nih":
+        split = "official" if cfg.dataset == "benchmark" else cfg.split
+        dataset = load_nih(root, split=split, seed=DATA_SEED, val_fraction=cfg.val_fraction)
+        eval_classes = NIH_CLASSES
+    else:
+        dataset = load_chexpert(root, frontal_only=cfg.frontal_only, seed=DATA_SEED, val_fraction=cfg.val_fraction)
+        eval_classes = CHEXPERT_TASKS
+    images = build_cache(dataset.paths, paths.image_cache(f"{key}-{cfg.resize}px"), size=cfg.resize,
+                         progress=progress)
+    targets, mask = uncertain_targets(dataset.labels, policy or cfg.uncertain_policy, seed=DATA_SEED)
+    columns = np.array([dataset.classes.index(c) for c in eval_classes])
+    return Prepared(key, layout, dataset, images, targets, mask, tuple(eval_classes), columns)
+
+
+def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: str, seed: int,
+              variant: str = "B", *, soft: np.ndarray | None = None,
+              pools: tuple[np.ndarray, np.ndarray] | None = None, **changes) -> TrainResult:
+    """Train (or resume, or load) one run named ``name`` under ``checkpoints/<dataset key>/``.
+
+    ``variant`` switches on MODL/KNNS with the profile's λ, γ (see :meth:`TrainConfig.from_profile`);
+    ``changes`` override single training fields (``k``, ``lambda_modl``, ``knns_mode``, ...).
+    """
+    config = TrainConfig.from_profile(cfg, arch, seed, variant, **changes)
+    clean = prep.dataset.clean_labels
+    return fit(config, prep.images, prep.rows("train"), prep.rows("val"), prep.targets, prep.mask,
+               paths.run_dir(f"{prep.key}/{name}"), soft_labels=soft, pools=pools,
+               val_labels=None if clean is None else _validation_labels(prep),
+               class_names=prep.classes, progress=False)
+
+
+def _validation_labels(prep: Prepared) -> np.ndarray:
+    """Model selection uses the *mined* validation labels: a real user has no clean truth to select on."""
+    labels = prep.targets.astype(np.float32).copy()
+    labels[~prep.mask] = np.nan
+    return labels
+
+
+def reference_name(arch: str, seed: int = 0) -> str:
+    return f"ref-{arch}-s{seed}"
+
+
+def target_name(variant: str, seed: int, **tags) -> str:
+    extra = "".join(f"-{k}{v}" for k, v in sorted(tags.items()))
+    return f"{variant}-s{seed}{extra}"
+
+
+def train_references(cfg: Profile, paths: RunPaths, prep: Prepared, seed: int = 0,
+                     archs: Sequence[str] | None = None) -> dict[str, TrainResult]:
+    """The N reference CNNs of the paper's first step, each trained with BCE only."""
+    return {arch: train_run(cfg, paths, prep, reference_name(arch, seed), arch, seed)
+            for arch in (archs or cfg.reference_archs)}
+
+
+def probabilities(result: TrainResult | Path, prep: Prepared, rows: np.ndarray, cfg: Profile) -> np.ndarray:
+    """Predicted probabilities ``[n, C]`` of a trained run on dataset ``rows`` (centre crops)."""
+    model = load_model(result) if isinstance(result, Path) else result.model
+    return predict(model, prep.images, rows, cfg.crop, batch_size=256)
+
+
+def soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, refs: Mapping[str, TrainResult],
+                name: str = "all") -> np.ndarray:
+    """Eq. 2's l_i for every row: the average of the references' probabilities (cached with a manifest)."""
+    out = paths.soft_labels / prep.key / name
+    step = Step(out, {"references": sorted(refs), "crop": cfg.crop}, [r.run_dir for r in refs.values()])
+    if not step.done:
+        step.start()
+        every = np.arange(len(prep.dataset))
+        soft = average_predictions([probabilities(r, prep, every, cfg) for r in refs.values()])
+        save_soft_labels(out, soft, prep.dataset.image_ids, list(refs))
+        step.finish({"n": len(soft)})
+    return load_soft_labels(out)[0]
+
+
+def pools(cfg: Profile, paths: RunPaths, prep: Prepared, soft: np.ndarray, k: int,
+          name: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """K nearest training neighbours of every training image in soft-label space (eq. 3), cached."""
+    out = paths.pools / prep.key / f"{name}-k{k}"
+    soft_dir = paths.soft_labels / prep.key / name
+    step = Step(out, {"k": k, "sigma": cfg.sigma}, [soft_dir])
+    if not step.done:
+        step.start()
+        train = prep.rows("train")
+        index, similarity = neighbour_pools(soft[train], k, cfg.sigma)
+        save_pools(out, index, similarity, prep.dataset.image_ids[train])
+        step.finish({"n": len(index)})
+    index, similarity, _ = load_pools(out)
+    return index, similarity
+
+
+def evaluate(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray], reference: str = "B",
+             clean: bool = True, split: str = "test") -> ComparisonResult:
+    """The one evaluation path: per-class AUC, patient bootstrap CIs, DeLong, on the eval classes."""
+    rows = prep.rows(split)
+    scores = {m: p[:, prep.eval_columns] for m, p in probs.items()}
+    return compare_models(prep.labels(split, clean), scores, prep.dataset.patient_ids[rows],
+                          prep.eval_classes, reference=reference, n_boot=cfg.bootstrap, seed=0)
+
+
+def finding_mask(prep: Prepared, row: int, finding: str, cfg: Profile) -> np.ndarray | None:
+    """The benchmark's lesion mask of ``finding`` on image ``row``, resized and centre-cropped like the input."""
+    path = Path(prep.dataset.paths[row])
+    npz = path.parent.parent / "masks" / f"{path.stem}.npz"
+    if not npz.is_file():
+        return None
+    with np.load(npz) as masks:
+        if finding not in masks:
+            return None
+        mask = masks[finding]
+    resized = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((cfg.resize, cfg.resize)))
+    top = (cfg.resize - cfg.crop) // 2
+    return resized[top : top + cfg.crop, top : top + cfg.crop] > 127
