@@ -112,17 +112,17 @@ def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: st
     ``changes`` override single training fields (``k``, ``lambda_modl``, ``knns_mode``, ...).
     """
     config = TrainConfig.from_profile(cfg, arch, seed, variant, **changes)
-    clean = prep.dataset.clean_labels
     return fit(config, prep.images, prep.rows("train"), prep.rows("val"), prep.targets, prep.mask,
                paths.run_dir(f"{prep.key}/{name}"), soft_labels=soft, pools=pools,
-               val_labels=None if clean is None else _validation_labels(prep),
+               val_labels=_validation_labels(prep),
                class_names=prep.classes, progress=False)
 
 
 def _validation_labels(prep: Prepared) -> np.ndarray:
-    """Model selection uses the *mined* validation labels: a real user has no clean truth to select on."""
-    labels = prep.targets.astype(np.float32).copy()
-    labels[~prep.mask] = np.nan
+    """Model selection uses the *mined* validation labels (a real user has no clean truth to select on):
+    positive mentions are 1, blanks 0, uncertain mentions unknown -- whatever the training policy."""
+    labels = np.nan_to_num(prep.dataset.labels, nan=0.0).astype(np.float32)
+    labels[labels < 0] = np.nan
     return labels
 
 

@@ -1,0 +1,77 @@
+# %% [markdown]
+# # 03 · The soft label distribution (eq. 2's l_i)
+#
+# "The probability predictions of all the trained networks are simply averaged, and can then be
+# viewed as the soft label distribution." Evident lesions keep high values, healthy scans low
+# ones, and findings the references disagree on are smoothed — a majority vote, unlike the random
+# label smoothing (LSR) of Pham et al., which draws U(0.55, 0.85) for an uncertain positive.
+#
+# **Ambiguity (stated):** the paper averages the references' predictions on the training images
+# they were trained on (in-fold). Notebook 06 compares this with out-of-fold teachers.
+
+# %% tags=["parameters"]
+profile = "cpu"  # smoke | cpu | nih | chexpert
+data_root = ""  # your dataset root for the nih / chexpert profiles
+overrides = {}  # any Profile field; validated before any work
+example = 0  # which training image to show in the Fig. 1 analogue
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import Image as ShowImage, display
+from sklearn.metrics import roc_auc_score
+
+from paperkit import experiment as ex
+from paperkit.artifacts import write_text
+from paperkit.figures import fig1_label_views
+from paperkit.losses import uncertain_targets
+from paperkit.notebook import setup
+
+cfg, paths = setup(profile, data_root, overrides)
+
+# %%
+soft = {}
+for layout in ex.layouts(cfg):
+    prep = ex.prepare(cfg, paths, layout)
+    refs = ex.train_references(cfg, paths, prep, seed=0)
+    soft[layout] = (prep, ex.soft_labels(cfg, paths, prep, refs))
+    print(f"{layout}: soft labels {soft[layout][1].shape} from {len(refs)} references")
+
+# %% [markdown]
+# ## Fig. 1 analogue: binary labels, LSR labels and the soft label distribution of one image
+
+# %%
+layout = "chexpert" if "chexpert" in soft else next(iter(soft))
+prep, l = soft[layout]
+row = prep.rows("train")[example]
+binary, _ = uncertain_targets(prep.dataset.labels[row : row + 1], "u_ones")
+lsr, _ = uncertain_targets(prep.dataset.labels[row : row + 1], "lsr_ones", seed=0)
+files = fig1_label_views(prep.classes, binary[0], lsr[0], l[row], paths.figures,
+                         image=prep.images.load(np.array([row]))[0].numpy())
+display(ShowImage(filename=str(files[0])))
+
+# %% [markdown]
+# ## Are the soft labels closer to the truth than the mined labels? (embedded benchmark)
+# On the training images, score both against the clean truth: AUC (ranking) and Brier (calibration).
+
+# %%
+rows = []
+for layout, (prep, l) in soft.items():
+    if prep.dataset.clean_labels is None:
+        continue
+    train = prep.rows("train")
+    truth = prep.dataset.clean_labels[train]
+    mined = np.nan_to_num(np.clip(prep.dataset.labels[train], 0, 1))  # U-Zeros view of the mined labels
+    for c, name in enumerate(prep.classes):
+        y = truth[:, c]
+        ok = ~np.isnan(y)
+        if ok.sum() == 0 or len(np.unique(y[ok])) < 2:
+            continue
+        rows.append({"layout": layout, "class": name,
+                     "AUC mined": roc_auc_score(y[ok], mined[ok, c]), "AUC soft": roc_auc_score(y[ok], l[train][ok, c]),
+                     "Brier mined": np.mean((mined[ok, c] - y[ok]) ** 2), "Brier soft": np.mean((l[train][ok, c] - y[ok]) ** 2)})
+if rows:
+    closeness = pd.DataFrame(rows)
+    write_text(paths.tables / "soft_vs_mined_against_clean.csv", closeness.to_csv(index=False))
+    display(closeness.groupby("layout")[["AUC mined", "AUC soft", "Brier mined", "Brier soft"]].mean().round(3))
+    display(closeness.round(3))

@@ -1,0 +1,77 @@
+# %% [markdown]
+# # 04 · K-nearest-neighbour pools in soft-label space (eq. 3)
+#
+# "Before training the target network, the K nearest neighbors of an image (the anchor) are
+# pre-computed based on the fixed soft label distribution", with local similarity
+# s_ik = exp(-‖l_i − l_i^k‖² / 2σ²), σ = 1, K = 9. Neighbours are other *training* images; the
+# anchor itself is excluded.
+#
+# **Note:** with 14 probabilities in [0, 1] and σ = 1, s_ik stays close to 1 for every neighbour
+# (‖l_i − l_k‖² is small), so in practice KNNS weighs the K neighbours nearly equally.
+
+# %% tags=["parameters"]
+profile = "cpu"  # smoke | cpu | nih | chexpert
+data_root = ""  # your dataset root for the nih / chexpert profiles
+overrides = {}  # any Profile field, e.g. {"k": 5}; validated before any work
+n_anchors = 3  # anchors shown with their neighbours
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import display
+
+from paperkit import experiment as ex
+from paperkit.artifacts import write_text
+from paperkit.notebook import setup
+
+cfg, paths = setup(profile, data_root, overrides)
+
+# %%
+pools = {}
+for layout in ex.layouts(cfg):
+    prep = ex.prepare(cfg, paths, layout)
+    soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
+    pools[layout] = (prep, ex.pools(cfg, paths, prep, soft, cfg.k))
+    print(f"{layout}: pool {pools[layout][1][0].shape}, K={cfg.k}, σ={cfg.sigma}")
+
+# %% [markdown]
+# ## Anchors and their neighbours
+
+# %%
+layout = next(iter(pools))
+prep, (index, similarity) = pools[layout]
+train = prep.rows("train")
+shown = min(cfg.k, 6)
+fig, axes = plt.subplots(n_anchors, shown + 1, figsize=(1.6 * (shown + 1), 1.8 * n_anchors), squeeze=False)
+for a in range(n_anchors):
+    rows = [train[a]] + [train[j] for j in index[a, :shown]]
+    titles = ["anchor"] + [f"s={s:.3f}" for s in similarity[a, :shown]]
+    for ax, row, title in zip(axes[a], rows, titles):
+        ax.imshow(prep.images.load(np.array([row]))[0], cmap="gray")
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## The similarity histogram, and whether neighbours share the anchor's clean findings
+
+# %%
+for layout, (prep, (index, similarity)) in pools.items():
+    plt.figure(figsize=(5, 3))
+    plt.hist(similarity.ravel(), bins=40)
+    plt.title(f"{layout}: s_ik over all anchors (K={index.shape[1]})")
+    plt.xlabel("similarity")
+    plt.show()
+    truth = prep.dataset.clean_labels
+    if truth is None:
+        continue
+    train = prep.rows("train")
+    t = np.nan_to_num(truth[train])
+    rng = np.random.default_rng(0)
+    random_nb = rng.integers(0, len(train), size=index.shape)
+    agree = lambda nb: float((t[:, None, :] == t[nb]).all(-1).mean())  # same clean finding set
+    share = pd.Series({"KNN neighbours": agree(index), "random images": agree(random_nb)},
+                      name="fraction with the anchor's exact clean findings")
+    write_text(paths.tables / f"pools_neighbour_agreement_{layout}.csv", share.to_csv())
+    display(share.round(3))
