@@ -112,6 +112,9 @@ def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: st
     ``changes`` override single training fields (``k``, ``lambda_modl``, ``knns_mode``, ...).
     """
     config = TrainConfig.from_profile(cfg, arch, seed, variant, **changes)
+    # pass only what the run uses, so B is not retrained when the soft labels change
+    soft = soft if config.lambda_modl > 0 else None
+    pools = pools if config.gamma_knns > 0 else None
     return fit(config, prep.images, prep.rows("train"), prep.rows("val"), prep.targets, prep.mask,
                paths.run_dir(f"{prep.key}/{name}"), soft_labels=soft, pools=pools,
                val_labels=_validation_labels(prep),

@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ import torch.distributed as dist
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from paperkit.artifacts import Step, read_manifest
+from paperkit.artifacts import FORCE_ENV, Step, read_manifest
 from paperkit.checkpoint import global_rng_state, load_checkpoint, save_checkpoint, set_global_rng_state
 from paperkit.config import Profile
 from paperkit.data.augment import apply_crops, crop_params
@@ -193,11 +194,8 @@ def fit(
     progress
         Show a tqdm bar with the loss terms and img/s (rank 0 only).
 
-    Raises
-    ------
-    RuntimeError
-        If ``run_dir`` holds a checkpoint of a different run (config or data changed): delete it
-        or use another directory; a silent restart would throw away the finished epochs.
+    A ``run_dir`` whose config or data changed since its manifest or checkpoint is trained again
+    from epoch 1 (its epochs belong to other inputs); an unchanged one resumes or is skipped.
     """
     run_dir = Path(run_dir)
     n_classes = targets.shape[1]
@@ -247,11 +245,13 @@ def fit(
     start_epoch, best_epoch, best_auc = 0, -1, -math.inf
 
     last_path = run_dir / "last.pt"
+    if last_path.is_file() and _stale(last_path, step.hash):
+        # the run's config or data changed (or --force): its epochs are for other inputs, start over
+        if rank == 0:
+            print(f"{run_dir.name}: inputs changed since the last checkpoint, training again from epoch 1")
+            last_path.unlink()
     if last_path.is_file():
         ck = load_checkpoint(last_path)
-        if ck["fingerprint"] != step.hash:
-            raise RuntimeError(f"{last_path} belongs to a different run (config or data changed); "
-                               f"delete {run_dir} or choose another run_dir")
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
@@ -447,6 +447,12 @@ def _validate(model: torch.nn.Module, images: ImageSource, val_index: np.ndarray
         if len(np.unique(truth[known, j])) == 2:
             aucs[j] = roc_auc_score(truth[known, j], probs[known, j])
     return aucs
+
+
+def _stale(checkpoint: Path, fingerprint: str) -> bool:
+    """A checkpoint of other inputs, or one written before a ``--force`` run started."""
+    force_since = float(os.environ.get(FORCE_ENV, 0) or 0)
+    return load_checkpoint(checkpoint)["fingerprint"] != fingerprint or checkpoint.stat().st_mtime < force_since
 
 
 def _finished(run_dir: Path, summary: dict[str, Any], skipped: bool = True) -> TrainResult:
