@@ -23,13 +23,14 @@ PAPER_REFERENCES = (
     "nasnetalarge",
 )
 #: Six small, *different* families for CPU profiles (an ensemble needs diverse members).
+#: They are small from-scratch variants registered in ``paperkit.models`` (see ``MODEL_INFO``).
 CPU_REFERENCES = (
-    "resnet10t",
-    "mobilenetv3_small_100",
-    "efficientnet_b0",
-    "densenet121",
-    "regnetx_002",
-    "ghostnet_100",
+    "densenet_tiny",
+    "resnet_tiny",
+    "efficientnet_tiny",
+    "byobnet_tiny",
+    "convnext_micro",
+    "regnet_tiny",
 )
 
 
@@ -104,8 +105,8 @@ _SMOKE = Profile(
     render_size=64,
     resize=40,
     crop=32,
-    reference_archs=("resnet10t", "mobilenetv3_small_100"),
-    target_arch="resnet10t",
+    reference_archs=("efficientnet_tiny", "byobnet_tiny"),
+    target_arch="densenet_tiny",
     batch_size=16,
     epochs=2,
     lr_step_epochs=1,
@@ -125,7 +126,7 @@ _CPU = Profile(
     resize=64,
     crop=56,
     reference_archs=CPU_REFERENCES,
-    target_arch="resnet10t",
+    target_arch="densenet_tiny",
     batch_size=32,
     epochs=8,
     lr_step_epochs=2,

@@ -129,3 +129,30 @@ def test_unknown_head() -> None:
 def test_pretrained_path() -> None:
     assert models.pretrained_path("", "densenet121") is None
     assert models.pretrained_path("/w", "densenet121") == Path("/w/densenet121.pth")
+
+
+@pytest.mark.parametrize("arch", models.TINY_ARCHS)
+@pytest.mark.parametrize("size", [32, 56])
+def test_tiny_archs_registered_and_pcam_shapes(arch: str, size: int) -> None:
+    """The CPU families are timm models too; at 1 channel they give [B, F, h, w] maps the PCAM head pools."""
+    assert timm.is_model(arch) and arch in MODEL_INFO
+    assert timm.create_model(arch, num_classes=3, in_chans=1).pretrained_cfg["architecture"] == arch
+    model = create_model(arch, 14, head="pcam").eval()
+    feats = model.features(torch.randn(2, 1, size, size))
+    h, w = feats.shape[-2:]
+    assert feats.shape[:2] == (2, model.num_features) and h == w and h >= 2
+    assert model.head.logit_maps(feats).shape == (2, 14, h, w)
+    assert model.head.attention(feats).shape == (2, 14, h, w)
+    assert model(torch.randn(2, 1, size, size)).shape == (2, 14)
+
+
+def test_densenet_tiny_is_stride_8() -> None:
+    model = create_model("densenet_tiny", 14).eval()
+    assert model.features(torch.randn(1, 1, 56, 56)).shape[-2:] == (7, 7)
+    assert model.features(torch.randn(1, 1, 32, 32)).shape[-2:] == (4, 4)
+    assert count_parameters(model) < 300_000
+
+
+def test_tiny_archs_refuse_timm_pretrained() -> None:
+    with pytest.raises(ValueError, match="no published weights"):
+        timm.create_model("densenet_tiny", pretrained=True)
