@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
