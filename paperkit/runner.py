@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -134,31 +132,6 @@ def _fmt(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
-def hardware() -> str:
-    """One line describing where the run happened."""
-    try:
-        import torch
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    except Exception:  # torch missing or broken: still describe the CPU
-        gpu = "torch unavailable"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {gpu}"
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=NOTEBOOKS_DIR.parent
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, cwd=NOTEBOOKS_DIR.parent,
-        )
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
-    except OSError:
-        return "unknown"
-
-
 def run_notebooks(
     profile: Profile,
     overrides: Mapping[str, Any],
@@ -176,6 +149,8 @@ def run_notebooks(
     list of NotebookRun
         Name, wall time and executed copy of each notebook run.
     """
+    from paperkit.report import describe_hardware, git_commit
+
     paths = RunPaths.for_profile(profile.name)
     kernel = kernel or kernel_name()
     parameters = {"profile": profile.name, "data_root": profile.data_root, "overrides": dict(overrides)}
@@ -194,7 +169,7 @@ def run_notebooks(
             seconds = time.perf_counter() - t0
         runs.append(NotebookRun(nb.stem, seconds, output))
         log["notebooks"][nb.stem] = {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-        log.update(parameters=parameters, commit=git_commit(), hardware=hardware())
+        log.update(parameters=parameters, commit=git_commit(), hardware=describe_hardware())
         write_json(paths.run_log, log)
         echo(f"[{i}/{len(notebooks)}] {nb.stem} done in {_fmt(seconds)} (elapsed {_fmt(time.perf_counter() - t_all)})",
              flush=True)
