@@ -80,7 +80,6 @@ class Profile:
     knns_mode: str = "faithful"  # faithful | efficient
     k_sweep: tuple[int, ...] = (3, 5, 7, 9, 11)
     lambda_sweep: tuple[float, ...] = (0.1, 0.3, 1.0)
-    noise_sweep: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5)
     teaching_ablations: bool = True
     # --- statistics and compute -------------------------------------------------------------
     seeds: tuple[int, ...] = (0,)
@@ -113,7 +112,6 @@ _SMOKE = Profile(
     k=3,
     k_sweep=(1, 3),
     lambda_sweep=(1.0,),
-    noise_sweep=(0.0, 1.0),
     seeds=(0,),
     bootstrap=50,
     notes="Plumbing check only: tiny data and schedule; its numbers mean nothing.",

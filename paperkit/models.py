@@ -55,7 +55,6 @@ MODEL_INFO: dict[str, str] = {
     "convnext_micro": "ConvNeXt (Liu et al. 2022; depths (1, 1, 1, 1), dims 32-128, 7x7 depthwise + LayerNorm + GELU, layer scale initialised to 1), stride 16: modernised-ConvNet family, CPU reference; 0.35M params.",
     "byobnet_tiny": "timm's test ByobNet (edge/dark/basic/bottleneck blocks, grouped convs, SE), stride 16: CSP/GENet-style family, CPU reference; 0.20M params.",
     "regnet_tiny": "RegNetX (Radosavovic et al. 2020) with 1/2/3/1 blocks of 24-192 channels, group width 8, stride 16: design-space grouped-conv family, CPU reference; 0.19M params.",
-    "nfnet_tiny": "timm's test NF-Net (normalizer-free: scaled weight standardisation, no BatchNorm), stride 16: normaliser-free family, CPU reference; 0.19M params.",
 }
 
 
@@ -123,12 +122,6 @@ def byobnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 
 
 @register_model
-def nfnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """timm's ``test_nfnet`` (normalizer-free) at stride 16."""
-    return _variant("nfnet_tiny", "test_nfnet", dict(output_stride=16), dict(kwargs, pretrained=pretrained))
-
-
-@register_model
 def regnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """RegNetX (grouped-conv ResNet from a linear width rule): depth 7, w0 24, wa 20, wm 2, groups of 8, stride 16."""
     changes = dict(depth=7, w0=24, wa=20.0, wm=2.0, group_size=8, stem_width=16, output_stride=16)
@@ -136,7 +129,7 @@ def regnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 
 
 #: Small architectures registered with timm for the CPU profiles (see :data:`MODEL_INFO`).
-TINY_ARCHS = ("densenet_tiny", "resnet_tiny", "efficientnet_tiny", "convnext_micro", "byobnet_tiny", "nfnet_tiny", "regnet_tiny")
+TINY_ARCHS = ("densenet_tiny", "resnet_tiny", "efficientnet_tiny", "convnext_micro", "byobnet_tiny", "regnet_tiny")
 
 
 class AvgHead(nn.Module):
