@@ -603,12 +603,17 @@ def inference_throughput(
 ) -> float:
     """Measured images per second of a model, or of an ensemble run member after member.
 
-    One warm-up batch is run first and excluded (allocation, cuDNN autotuning).
+    Two warm-up passes are run first and excluded (allocation, oneDNN/cuDNN kernel selection,
+    CPU thread-pool start-up: with one warm-up the first model timed in a process read ~70x slow).
+    Each later pass is timed on its own and the median is reported, so one pass disturbed by
+    another process does not set the figure.
 
     Parameters
     ----------
     input_shape
         ``(channels, height, width)`` of one image.
+    n_batches
+        Timed passes (the median is taken).
     """
     import torch  # local: the rest of this module is arrays-only and should import fast
 
@@ -617,16 +622,16 @@ def inference_throughput(
     for m in members:
         m.eval().to(device)
 
-    def run_once() -> None:
+    def run_once() -> float:
+        start = time.perf_counter()
         for m in members:
             m(x)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
+        return time.perf_counter() - start
 
     with torch.inference_mode():
-        run_once()
-        start = time.perf_counter()
-        for _ in range(n_batches):
+        for _ in range(2):
             run_once()
-        elapsed = time.perf_counter() - start
-    return batch_size * n_batches / elapsed
+        seconds = [run_once() for _ in range(n_batches)]
+    return batch_size / float(np.median(seconds))

@@ -25,7 +25,8 @@ from paperkit.evaluate import ComparisonResult, compare_models
 from paperkit.knn import load_pools, neighbour_pools, save_pools
 from paperkit.losses import uncertain_targets
 from paperkit.paths import RunPaths
-from paperkit.soft_labels import average_predictions, load_soft_labels, save_soft_labels
+from paperkit.soft_labels import (average_predictions, combine_out_of_fold, load_soft_labels, out_of_fold_folds,
+                                  save_soft_labels)
 from paperkit.train import TrainConfig, TrainResult, fit, load_model, predict
 
 #: The benchmark is generated from this seed; training seeds vary, the data does not.
@@ -105,17 +106,20 @@ def prepare(cfg: Profile, paths: RunPaths, layout: str, *, noise: float | None =
 
 def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: str, seed: int,
               variant: str = "B", *, soft: np.ndarray | None = None,
-              pools: tuple[np.ndarray, np.ndarray] | None = None, **changes) -> TrainResult:
+              pools: tuple[np.ndarray, np.ndarray] | None = None, rows: np.ndarray | None = None,
+              **changes) -> TrainResult:
     """Train (or resume, or load) one run named ``name`` under ``checkpoints/<dataset key>/``.
 
     ``variant`` switches on MODL/KNNS with the profile's λ, γ (see :meth:`TrainConfig.from_profile`);
     ``changes`` override single training fields (``k``, ``lambda_modl``, ``knns_mode``, ...).
+    ``rows`` trains on a subset of the training split (the out-of-fold references); default: all of it.
     """
     config = TrainConfig.from_profile(cfg, arch, seed, variant, **changes)
     # pass only what the run uses, so B is not retrained when the soft labels change
     soft = soft if config.lambda_modl > 0 else None
     pools = pools if config.gamma_knns > 0 else None
-    return fit(config, prep.images, prep.rows("train"), prep.rows("val"), prep.targets, prep.mask,
+    train = prep.rows("train") if rows is None else rows
+    return fit(config, prep.images, train, prep.rows("val"), prep.targets, prep.mask,
                paths.run_dir(f"{prep.key}/{name}"), soft_labels=soft, pools=pools,
                val_labels=_validation_labels(prep),
                class_names=prep.classes, progress=False)
@@ -154,13 +158,51 @@ def probabilities(result: TrainResult | Path, prep: Prepared, rows: np.ndarray, 
 def soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, refs: Mapping[str, TrainResult],
                 name: str = "all") -> np.ndarray:
     """Eq. 2's l_i for every row: the average of the references' probabilities (cached with a manifest)."""
+    every = np.arange(len(prep.dataset))
+    return _cached_soft_labels(cfg, paths, prep, name, {"references": sorted(refs)}, list(refs.values()),
+                               lambda: average_predictions([probabilities(r, prep, every, cfg) for r in refs.values()]))
+
+
+def out_of_fold_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, n_folds: int,
+                            archs: Sequence[str] | None = None, seed: int = 0) -> np.ndarray:
+    """Soft labels from references that never saw the image they score (a teaching ablation, not the paper).
+
+    The training *patients* are dealt into ``n_folds`` folds; each architecture is trained once per
+    fold on the other folds' rows and scores the held-out fold. Rows outside the training split
+    (validation, test) take the mean of an architecture's fold models. Costs ``n_folds`` reference
+    trainings per architecture, each on ``(n_folds - 1) / n_folds`` of the data.
+    """
+    archs = list(archs or cfg.reference_archs)
+    train = prep.rows("train")
+    fold_of_train = out_of_fold_folds(prep.dataset.patient_ids[train], n_folds, seed=DATA_SEED)
+    runs = {arch: [train_run(cfg, paths, prep, f"{reference_name(arch, seed)}-oof{f}of{n_folds}", arch, seed,
+                             rows=train[fold_of_train != f]) for f in range(n_folds)] for arch in archs}
+
+    def compute() -> np.ndarray:
+        every = np.arange(len(prep.dataset))
+        folds = np.full(len(every), n_folds)  # fold id n_folds = "outside the training split"
+        folds[train] = fold_of_train
+        per_arch = []
+        for fold_runs in runs.values():
+            fold_probs = [probabilities(r, prep, every, cfg) for r in fold_runs]
+            outside = average_predictions(fold_probs)
+            per_arch.append(combine_out_of_fold([*fold_probs, outside], folds))
+        return average_predictions(per_arch)
+
+    every_run = [r for fold_runs in runs.values() for r in fold_runs]
+    return _cached_soft_labels(cfg, paths, prep, f"oof{n_folds}", {"references": archs, "folds": n_folds},
+                               every_run, compute)
+
+
+def _cached_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, config: dict,
+                        runs: Sequence[TrainResult], compute) -> np.ndarray:
+    """Soft labels ``soft_labels/<key>/<name>``, computed once per set of reference runs (Step manifest)."""
     out = paths.soft_labels / prep.key / name
-    step = Step(out, {"references": sorted(refs), "crop": cfg.crop}, [r.run_dir for r in refs.values()])
+    step = Step(out, {**config, "crop": cfg.crop}, [r.run_dir for r in runs])
     if not step.done:
         step.start()
-        every = np.arange(len(prep.dataset))
-        soft = average_predictions([probabilities(r, prep, every, cfg) for r in refs.values()])
-        save_soft_labels(out, soft, prep.dataset.image_ids, list(refs))
+        soft = compute()
+        save_soft_labels(out, soft, prep.dataset.image_ids, [r.run_dir.name for r in runs])
         step.finish({"n": len(soft)})
     return load_soft_labels(out)[0]
 

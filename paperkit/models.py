@@ -50,6 +50,8 @@ MODEL_INFO: dict[str, str] = {
     # ImageNet-sized networks downsample by 32 (a 2x2 map at 56 px, too coarse for PCAM heatmaps)
     # and train at 20-300 img/s on two cores; these train at ~900-2000 img/s and keep >= 3x3 maps.
     "densenet_tiny": "DenseNet (growth 16, blocks (4, 8)): the paper's target family shrunk to two dense blocks, final stride 8 (7x7 map at 56 px, for PCAM heatmaps); CPU target and reference; 0.19M params.",
+    "densenet_tiny_deep": "DenseNet (growth 16, blocks (6, 12)): the DenseNet-169 analogue of densenet_tiny, deeper blocks; CPU reference.",
+    "densenet_tiny_wide": "DenseNet (growth 24, blocks (4, 8)): the DenseNet-201 analogue of densenet_tiny, wider layers; CPU reference.",
     "resnet_tiny": "ResNet with one BasicBlock per stage (32-256 channels, deep stem, avg-down), last stage dilated (stride 16): residual family, CPU reference; 1.2M params.",
     "efficientnet_tiny": "timm's test EfficientNet (MBConv + squeeze-excite), stride 16: inverted-residual family, CPU reference; 0.10M params.",
     "convnext_micro": "ConvNeXt (Liu et al. 2022; depths (1, 1, 1, 1), dims 32-128, 7x7 depthwise + LayerNorm + GELU, layer scale initialised to 1), stride 16: modernised-ConvNet family, CPU reference; 0.35M params.",
@@ -92,6 +94,18 @@ def densenet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 
 
 @register_model
+def densenet_tiny_deep(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """DenseNet, growth rate 16, two dense blocks (6, 12 layers), stride 8: densenet_tiny made deeper."""
+    return _variant("densenet_tiny_deep", "densenet121", dict(growth_rate=16, block_config=(6, 12)), dict(kwargs, pretrained=pretrained))
+
+
+@register_model
+def densenet_tiny_wide(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """DenseNet, growth rate 24, two dense blocks (4, 8 layers), stride 8: densenet_tiny made wider."""
+    return _variant("densenet_tiny_wide", "densenet121", dict(growth_rate=24, block_config=(4, 8)), dict(kwargs, pretrained=pretrained))
+
+
+@register_model
 def resnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """ResNet, one BasicBlock per stage, channels 32-64-128-256, deep 16-wide stem, stride 16."""
     from timm.models.resnet import BasicBlock
@@ -129,7 +143,7 @@ def regnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 
 
 #: Small architectures registered with timm for the CPU profiles (see :data:`MODEL_INFO`).
-TINY_ARCHS = ("densenet_tiny", "resnet_tiny", "efficientnet_tiny", "convnext_micro", "byobnet_tiny", "regnet_tiny")
+TINY_ARCHS = ("densenet_tiny", "densenet_tiny_deep", "densenet_tiny_wide", "resnet_tiny", "efficientnet_tiny", "convnext_micro", "byobnet_tiny", "regnet_tiny")
 
 
 class AvgHead(nn.Module):

@@ -106,6 +106,10 @@ def _pct(x: float, signed: bool = False) -> str:
     return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
 
 
+def _number(x: float) -> str:
+    return "-" if pd.isna(x) else f"{x:.2f}"
+
+
 def _paper(x: float) -> str:
     return "-" if pd.isna(x) else f"{x:.2f}"
 
@@ -369,6 +373,7 @@ def ablation_table(
     *,
     setting: Mapping[str, object] | None = None,
     paper_gain: Mapping[str, float] | None = None,
+    columns: Mapping[str, Mapping[str, float]] | None = None,
 ) -> ReportTable:
     """Mean AUC and mean gain over the reference for each variant of one ablation.
 
@@ -384,6 +389,9 @@ def ablation_table(
         Optional model -> value of the varied setting (e.g. K), shown as its own column.
     paper_gain
         Optional model -> the paper's mean gain (%) for the same variant.
+    columns
+        Optional extra numeric columns, column name -> model -> value (e.g. validation AUC or
+        training seconds); a model without a value shows "-".
     """
     auc = result.auc[result.auc["class"] == MEAN].set_index("model")
     diff = result.diff[result.diff["class"] == MEAN].set_index("model") if len(result.diff) else pd.DataFrame()
@@ -422,8 +430,59 @@ def ablation_table(
         display = display.drop(columns="setting")
     if paper_gain is None:
         display = display.drop(columns="paper gain")
+    for column, values in (columns or {}).items():
+        tidy[column] = tidy["model"].map(values).astype(float)
+        display[column] = [_number(v) for v in tidy[column]]
     notes = (f"Mean AUC (%) over {len(result.classes) - len(result.na_classes)} classes; {result.n_boot} patient-level bootstrap resamples.",)
     return ReportTable(f"ablation_{name}", caption, tidy, display, notes)
+
+
+def gain_table(
+    results: Mapping[object, ComparisonResult],
+    model: str,
+    name: str,
+    caption: str,
+    *,
+    row_label: str = "seed",
+    summary_row: bool = False,
+) -> ReportTable:
+    """Mean AUC of the reference and of ``model``, and the paired gain with its CI, one row per result.
+
+    Parameters
+    ----------
+    results
+        Row key (a seed, a noise level) -> a comparison holding ``model`` and its reference.
+    summary_row
+        Add a "mean ± sd" row across the rows (rows are training seeds of the same setting).
+    """
+    tidy_rows = []
+    for key, result in results.items():
+        auc = result.auc[result.auc["class"] == MEAN].set_index("model")["auc"]
+        d = result.diff[(result.diff["class"] == MEAN) & (result.diff["model"] == model)].iloc[0]
+        tidy_rows.append({row_label: key, "reference": result.reference, "model": model,
+                          "reference_mean_auc": 100 * auc[result.reference], "model_mean_auc": 100 * auc[model],
+                          "gain": 100 * d["diff"], "gain_ci_low": 100 * d["ci_low"],
+                          "gain_ci_high": 100 * d["ci_high"], "p_boot": d["p_boot"]})
+    tidy = pd.DataFrame(tidy_rows)
+    reference = tidy["reference"].iloc[0]
+    display = pd.DataFrame({
+        row_label: tidy[row_label].astype(str),
+        reference: tidy["reference_mean_auc"].map(_number),
+        model: tidy["model_mean_auc"].map(_number),
+        "gain [95% CI]": [f"{g:+.2f} [{lo:+.2f}, {hi:+.2f}]" for g, lo, hi in
+                          tidy[["gain", "gain_ci_low", "gain_ci_high"]].to_numpy()],
+        "p (bootstrap)": tidy["p_boot"].map(_p),
+    })
+    if summary_row and len(tidy) > 1:
+        def mean_sd(column: str, signed: bool = False) -> str:
+            return f"{tidy[column].mean():{'+' if signed else ''}.2f} ± {tidy[column].std(ddof=1):.2f}"
+
+        display.loc[len(display)] = [f"mean ± sd ({len(tidy)})", mean_sd("reference_mean_auc"),
+                                     mean_sd("model_mean_auc"), mean_sd("gain", True), ""]
+    n_boot = next(iter(results.values())).n_boot
+    notes = (f"Mean AUC (%); gain = {model} − {reference}, paired on the same test images, "
+             f"{n_boot} patient-level bootstrap resamples.",)
+    return ReportTable(name, caption, tidy, display.set_index(row_label), notes)
 
 
 def k_sweep_table(result: ComparisonResult, k_models: Mapping[int, str]) -> ReportTable:

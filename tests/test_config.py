@@ -28,6 +28,9 @@ def test_named_profiles_are_valid(name):
         ({"amp": "false"}, "amp", False),
         ({"reference_archs": "resnet10t,densenet121"}, "reference_archs", ("resnet10t", "densenet121")),
         ({"knns_mode": "efficient"}, "knns_mode", "efficient"),
+        ({"teaching": "cleanlab,noise_sweep"}, "teaching", ("cleanlab", "noise_sweep")),
+        ({"teaching": ""}, "teaching", ()),
+        ({"noise_sweep": "0,0.5"}, "noise_sweep", (0.0, 0.5)),
     ],
 )
 def test_overrides_are_typed(overrides, field, expected):
@@ -46,6 +49,10 @@ def test_overrides_are_typed(overrides, field, expected):
         ({"crop": 999}, "crop (999) must not exceed resize"),
         ({"k": 0}, "'k' must be positive"),
         ({"name": "x"}, "cannot be overridden"),
+        ({"teaching": "cleanlab,prune"}, "unknown ablation(s) prune"),
+        ({"ablation_seeds": 4, "seeds": "0,1,2"}, "'ablation_seeds' must be in 0..3"),
+        ({"oof_folds": 1}, "'oof_folds' must be at least 2"),
+        ({"noise_sweep": "-1"}, "'noise_sweep' needs levels >= 0"),
     ],
 )
 def test_bad_overrides_name_the_parameter(overrides, message):

@@ -13,6 +13,7 @@ from paperkit.evaluate import compare_models, seed_summary
 from paperkit.paths import RunPaths
 from paperkit.report import (
     ablation_table,
+    gain_table,
     k_sweep_table,
     table1_nih,
     table2_chexpert,
@@ -127,6 +128,23 @@ def test_table3_and_ablations(tmp_path):
     for t in (table, k_table, plain):
         write_table(t, tmp_path)
     assert len(list(tmp_path.glob("*.tex"))) == 3
+
+
+def test_ablation_extra_columns_and_gain_table(tmp_path):
+    sweep = _result(NIH_CLASSES, ["B", "w0.1", "w1"])
+    table = ablation_table(sweep, "lambda_sweep", "sweep", columns={"validation AUC": {"B": 80.0, "w1": 81.5}})
+    tidy = table.tidy.set_index("model")
+    assert tidy.loc["w1", "validation AUC"] == 81.5 and np.isnan(tidy.loc["w0.1", "validation AUC"])
+    assert "81.50" in table.to_markdown()
+    per_seed = {s: _result(NIH_CLASSES, ["B", "B+MODL+KNNS"], seed=s) for s in (0, 1, 2)}
+    gains = gain_table(per_seed, "B+MODL+KNNS", "headline_gain_nih", "per seed", summary_row=True)
+    assert list(gains.tidy["seed"]) == [0, 1, 2]
+    expected = [100 * (r.mean_auc("B+MODL+KNNS") - r.mean_auc("B")) for r in per_seed.values()]
+    assert gains.tidy["gain"].to_numpy() == pytest.approx(expected)
+    assert (gains.tidy["gain_ci_low"] <= gains.tidy["gain"]).all() and (gains.tidy["gain"] <= gains.tidy["gain_ci_high"]).all()
+    assert f"{np.mean(expected):+.2f} ± {np.std(expected, ddof=1):.2f}" in gains.to_markdown()
+    write_table(gains, tmp_path)
+    assert (tmp_path / "headline_gain_nih.csv").is_file()
 
 
 def test_report_index_lists_every_table_and_figure():
