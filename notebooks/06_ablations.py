@@ -209,34 +209,48 @@ if "lambda_sweep" in cfg.teaching:
 # **Beyond the paper.** The paper's references score the very images they were trained on: there
 # they have partly memorised the mined labels, so the soft labels repeat some of the noise. Out-of-fold
 # teachers (`oof_folds` folds by patient; each reference trained without a fold scores that fold) never
-# saw the image they score. cleanlab's `find_label_issues` is meant for out-of-fold predictions; images
-# it flags are masked out of BCE and B is retrained (in-fold predictions are used when the
-# out-of-fold teachers are not run — a stated deviation from cleanlab's advice).
+# saw the image they score. Both sides use the same references (`ablation_reference_archs`, fewer than
+# the six on the cpu profile for time). cleanlab's `find_label_issues` is meant for out-of-fold
+# predictions; images it flags are masked out of BCE and B is retrained (with in-fold predictions of
+# the six references when the out-of-fold teachers are not run — a stated deviation from cleanlab's advice).
 
 # %%
+small_archs = list(cfg.ablation_reference_archs or cfg.reference_archs)
+small_name = "all" if small_archs == list(cfg.reference_archs) else "small"
+
+
+def small_teacher_run(p, name, soft_small, pool_small):
+    """B+MODL+KNNS (first seed) taught by the ablation references' soft labels ``name``."""
+    tags = {} if name == "all" else {"teacher": name}
+    return ex.train_run(cfg, paths, p, ex.target_name("B+MODL+KNNS", seed, **tags), cfg.target_arch, seed,
+                        "B+MODL+KNNS", soft=soft_small, pools=pool_small)
+
+
 if "out_of_fold" in cfg.teaching or "cleanlab" in cfg.teaching:
     train = prep.rows("train")
-    teacher_probs = {"B": probs0[layout]["B"], "B+MODL+KNNS (in-fold teachers)": probs0[layout]["B+MODL+KNNS"]}
+    teacher_probs = {"B": probs0[layout]["B"]}
     cleanlab_probs = soft
     if "out_of_fold" in cfg.teaching:
-        soft_oof = ex.out_of_fold_soft_labels(cfg, paths, prep, cfg.oof_folds)
+        soft_in = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=small_archs),
+                                 name=small_name)
+        soft_oof = ex.out_of_fold_soft_labels(cfg, paths, prep, cfg.oof_folds, archs=small_archs)
         cleanlab_probs = soft_oof
-        clean_train = prep.dataset.clean_labels[train] if prep.dataset.clean_labels is not None else None
-        if clean_train is not None:
+        if prep.dataset.clean_labels is not None:
             from sklearn.metrics import roc_auc_score
 
-            def agreement(scores):
-                return np.nanmean([roc_auc_score(clean_train[:, c], scores[:, c]) for c in range(scores.shape[1])
-                                   if len(np.unique(clean_train[:, c])) == 2])
+            clean_train = prep.dataset.clean_labels[train]
 
-            mined = np.nan_to_num(prep.targets[train])
-            print("mean AUC against the clean training labels: mined labels "
-                  f"{100 * agreement(mined):.2f}, in-fold soft labels {100 * agreement(soft[train]):.2f}, "
-                  f"out-of-fold soft labels {100 * agreement(soft_oof[train]):.2f}")
-        pool_oof = ex.pools(cfg, paths, prep, soft_oof, cfg.k, name=f"oof{cfg.oof_folds}")
-        run = ex.train_run(cfg, paths, prep, ex.target_name("B+MODL+KNNS", seed, teacher=f"oof{cfg.oof_folds}"),
-                           cfg.target_arch, seed, "B+MODL+KNNS", soft=soft_oof, pools=pool_oof)
-        teacher_probs["B+MODL+KNNS (out-of-fold teachers)"] = ex.probabilities(run, prep, test, cfg)
+            def agreement(scores):
+                return np.mean([roc_auc_score(clean_train[:, c], scores[:, c]) for c in range(scores.shape[1])
+                                if len(np.unique(clean_train[:, c])) == 2])
+
+            print(f"mean AUC against the clean training labels: mined labels "
+                  f"{100 * agreement(np.nan_to_num(prep.targets[train])):.2f}, in-fold soft labels "
+                  f"{100 * agreement(soft_in[train]):.2f}, out-of-fold soft labels {100 * agreement(soft_oof[train]):.2f}")
+        for name, s in ((small_name, soft_in), (f"oof{cfg.oof_folds}", soft_oof)):
+            run = small_teacher_run(prep, name, s, ex.pools(cfg, paths, prep, s, cfg.k, name=name))
+            kind = "out-of-fold" if name.startswith("oof") else "in-fold"
+            teacher_probs[f"B+MODL+KNNS ({kind} teachers)"] = ex.probabilities(run, prep, test, cfg)
     if "cleanlab" in cfg.teaching:
         from cleanlab.multilabel_classification.filter import find_label_issues
 
@@ -247,36 +261,28 @@ if "out_of_fold" in cfg.teaching or "cleanlab" in cfg.teaching:
         pruned = dataclasses.replace(prep, mask=mask)
         kind = "oof" if cleanlab_probs is not soft else "infold"
         run = ex.train_run(cfg, paths, pruned, ex.target_name("B", seed, cleanlab=kind), cfg.target_arch, seed, "B")
-        teacher_probs["B (cleanlab-pruned)"] = ex.probabilities(run, prep, test, cfg)
+        teacher_probs[f"B (cleanlab-pruned, {kind})"] = ex.probabilities(run, prep, test, cfg)
         print(f"cleanlab flagged {int(flagged.sum())} of {len(train)} training images ({kind} predictions)")
     show(report.ablation_table(ex.evaluate(cfg, prep, teacher_probs), "teachers",
-                               f"Out-of-fold vs in-fold teachers and cleanlab pruning, {layout} layout (seed {seed})."))
+                               f"Out-of-fold vs in-fold teachers ({', '.join(small_archs)}) and cleanlab pruning, "
+                               f"{layout} layout (seed {seed})."))
 
 # %% [markdown]
 # ## Noise-level sweep: when does distillation from the references pay?
 # The benchmark is re-generated with the same images and another `noise` scale (0 = mined labels equal
 # the clean truth; 1 = the measured NIH rates; 2 = twice the miss and false-positive rates). At each level
-# references are trained (`sweep_reference_archs`, fewer than the six for the time budget: the profile's
-# level is re-run with the same set, so every row uses the same teachers), then B and B+MODL+KNNS,
-# scored on clean test labels.
+# the ablation references are trained, then B and B+MODL+KNNS, scored on clean test labels.
 
 # %%
 if "noise_sweep" in cfg.teaching and cfg.dataset == "benchmark":
-    sweep_archs = list(cfg.sweep_reference_archs or cfg.reference_archs)
-    same_teachers = sweep_archs == list(cfg.reference_archs)
     noise_results = {}
     for level in sorted({cfg.noise, *cfg.noise_sweep}):
         p = ex.prepare(cfg, paths, layout, noise=None if level == cfg.noise else level)
-        s = ex.soft_labels(cfg, paths, p, ex.train_references(cfg, paths, p, archs=sweep_archs),
-                           name="all" if same_teachers else "sweep")
-        pl = ex.pools(cfg, paths, p, s, cfg.k, name="all" if same_teachers else "sweep")
-        tags = {} if same_teachers else {"teacher": "sweep"}
-        level_probs = {"B": ex.probabilities(ex.train_run(cfg, paths, p, ex.target_name("B", seed), cfg.target_arch,
-                                                          seed), p, p.rows("test"), cfg)}
-        run = ex.train_run(cfg, paths, p, ex.target_name("B+MODL+KNNS", seed, **tags), cfg.target_arch, seed,
-                           "B+MODL+KNNS", soft=s, pools=pl)
-        level_probs["B+MODL+KNNS"] = ex.probabilities(run, p, p.rows("test"), cfg)
+        s = ex.soft_labels(cfg, paths, p, ex.train_references(cfg, paths, p, archs=small_archs), name=small_name)
+        run = small_teacher_run(p, small_name, s, ex.pools(cfg, paths, p, s, cfg.k, name=small_name))
+        b = ex.train_run(cfg, paths, p, ex.target_name("B", seed), cfg.target_arch, seed)
+        level_probs = {v: ex.probabilities(r, p, p.rows("test"), cfg) for v, r in (("B", b), ("B+MODL+KNNS", run))}
         noise_results[level] = ex.evaluate(cfg, p, level_probs)
     show(report.gain_table(noise_results, "B+MODL+KNNS", "ablation_noise_sweep",
                            f"B+MODL+KNNS vs B against the label-noise scale, {layout} layout (seed {seed}, "
-                           f"references: {', '.join(sweep_archs)}).", row_label="noise"))
+                           f"references: {', '.join(small_archs)}).", row_label="noise"))

@@ -50,13 +50,12 @@ MODEL_INFO: dict[str, str] = {
     # ImageNet-sized networks downsample by 32 (a 2x2 map at 56 px, too coarse for PCAM heatmaps)
     # and train at 20-300 img/s on two cores; these train at ~900-2000 img/s and keep >= 3x3 maps.
     "densenet_tiny": "DenseNet (growth 16, blocks (4, 8)): the paper's target family shrunk to two dense blocks, final stride 8 (7x7 map at 56 px, for PCAM heatmaps); CPU target and reference; 0.19M params.",
-    "densenet_tiny_deep": "DenseNet (growth 16, blocks (6, 12)): the DenseNet-169 analogue of densenet_tiny, deeper blocks; CPU reference.",
-    "densenet_tiny_wide": "DenseNet (growth 24, blocks (4, 8)): the DenseNet-201 analogue of densenet_tiny, wider layers; CPU reference.",
+    "densenet_tiny_deep": "DenseNet (growth 16, blocks (6, 12)): the DenseNet-169 analogue of densenet_tiny, deeper blocks; CPU reference; 0.33M params.",
+    "densenet_tiny_wide": "DenseNet (growth 24, blocks (4, 8)): the DenseNet-201 analogue of densenet_tiny, wider layers; CPU reference; 0.42M params.",
     "resnet_tiny": "ResNet with one BasicBlock per stage (32-256 channels, deep stem, avg-down), last stage dilated (stride 16): residual family, CPU reference; 1.2M params.",
     "efficientnet_tiny": "timm's test EfficientNet (MBConv + squeeze-excite), stride 16: inverted-residual family, CPU reference; 0.10M params.",
     "convnext_micro": "ConvNeXt (Liu et al. 2022; depths (1, 1, 1, 1), dims 32-128, 7x7 depthwise + LayerNorm + GELU, layer scale initialised to 1), stride 16: modernised-ConvNet family, CPU reference; 0.35M params.",
-    "byobnet_tiny": "timm's test ByobNet (edge/dark/basic/bottleneck blocks, grouped convs, SE), stride 16: CSP/GENet-style family, CPU reference; 0.20M params.",
-    "regnet_tiny": "RegNetX (Radosavovic et al. 2020) with 1/2/3/1 blocks of 24-192 channels, group width 8, stride 16: design-space grouped-conv family, CPU reference; 0.19M params.",
+    "byobnet_tiny": "timm's test ByobNet (edge/dark/basic/bottleneck blocks, grouped convs, SE), stride 16: CSP/GENet-style family, smoke-profile reference; 0.20M params.",
 }
 
 
@@ -135,15 +134,8 @@ def byobnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     return _variant("byobnet_tiny", "test_byobnet", dict(output_stride=16), dict(kwargs, pretrained=pretrained))
 
 
-@register_model
-def regnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """RegNetX (grouped-conv ResNet from a linear width rule): depth 7, w0 24, wa 20, wm 2, groups of 8, stride 16."""
-    changes = dict(depth=7, w0=24, wa=20.0, wm=2.0, group_size=8, stem_width=16, output_stride=16)
-    return _variant("regnet_tiny", "regnetx_002", changes, dict(kwargs, pretrained=pretrained))
-
-
 #: Small architectures registered with timm for the CPU profiles (see :data:`MODEL_INFO`).
-TINY_ARCHS = ("densenet_tiny", "densenet_tiny_deep", "densenet_tiny_wide", "resnet_tiny", "efficientnet_tiny", "convnext_micro", "byobnet_tiny", "regnet_tiny")
+TINY_ARCHS = ("densenet_tiny", "densenet_tiny_deep", "densenet_tiny_wide", "resnet_tiny", "efficientnet_tiny", "convnext_micro", "byobnet_tiny")
 
 
 class AvgHead(nn.Module):
