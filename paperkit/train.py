@@ -46,7 +46,7 @@ import torch.distributed as dist
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from paperkit.artifacts import FORCE_ENV, Step, read_manifest
+from paperkit.artifacts import FORCE_ENV, Step, read_manifest, write_text
 from paperkit.checkpoint import global_rng_state, load_checkpoint, save_checkpoint, set_global_rng_state
 from paperkit.config import Profile
 from paperkit.data.augment import apply_crops, crop_params
@@ -381,11 +381,14 @@ def fit(
                     "rng": rng, "bank": bank.cpu() if bank is not None else None,
                     "seen": seen.cpu() if seen is not None else None,
                 })
-                pd.DataFrame(history).to_csv(run_dir / "metrics.csv", index=False)
+                _write_metrics(run_dir, history)  # for watching a run; rewritten below before the manifest
             if world > 1:
                 dist.barrier()  # nobody starts the next epoch (or returns) before the files exist
         summary = {"best_epoch": best_epoch, "best_auc": best_auc, "epochs": config.epochs}
         if rank == 0:
+            # from the checkpoint's history: a kill after the last epoch's last.pt and before its
+            # metrics.csv resumes with no epoch left to run, and must not finish on an old metrics.csv
+            _write_metrics(run_dir, history)
             step.finish(summary)
         if world > 1:
             dist.barrier()
@@ -447,6 +450,11 @@ def _validate(model: torch.nn.Module, images: ImageSource, val_index: np.ndarray
         if len(np.unique(truth[known, j])) == 2:
             aucs[j] = roc_auc_score(truth[known, j], probs[known, j])
     return aucs
+
+
+def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """``run_dir/metrics.csv``, one row per epoch, written atomically (a kill never leaves half a file)."""
+    write_text(run_dir / "metrics.csv", pd.DataFrame(history).to_csv(index=False))
 
 
 def _stale(checkpoint: Path, fingerprint: str) -> bool:

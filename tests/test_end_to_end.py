@@ -1,9 +1,15 @@
-"""Every notebook, end to end, on the smoke profile: the tables and figures exist and hold valid values."""
+"""Every notebook, end to end, on the smoke profile: the tables and figures exist and hold valid values,
+and a run killed in the middle of a training notebook resumes to the same tables."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -63,3 +69,144 @@ def test_report_index_links_every_table(smoke_run):
         assert name.replace(".csv", "") in text
     executed = sorted(p.stem for p in (smoke_run / "executed").glob("*.ipynb"))
     assert executed == sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+# --- a killed run resumes and ends with the same tables ------------------------------------------
+
+#: Notebooks whose cells train models (a kill inside them must resume mid-run).
+TRAINING_NOTEBOOKS = ("02_reference_training", "05_target_training")
+#: Table columns that are measured wall-clock times or throughputs (they differ between any two runs).
+TIMING_COLUMN = re.compile(r"seconds|img/s|images_per_s|img_per_s|(^|_)s$")
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process (``ps`` on Linux and macOS)."""
+    out = subprocess.run(["ps", "-A", "-o", "pid=,ppid=,stat="], capture_output=True, text=True, check=True).stdout
+    return {int(pid): (int(ppid), stat) for pid, ppid, stat in (line.split()[:3] for line in out.splitlines())}
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``. The runner's Jupyter kernel runs in a session of its own
+    (jupyter_client starts it with ``start_new_session``), so killing the runner's process group
+    alone would leave the kernel training, and writing, until it notices its parent is gone."""
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in _process_table().items():
+        children.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _kill_everything(proc: subprocess.Popen) -> None:
+    """SIGKILL the runner's process group and every process below it (the kernel too); wait until
+    none of them runs any more (a zombie writes nothing)."""
+    victims = _descendants(proc.pid)
+    os.killpg(proc.pid, signal.SIGKILL)
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 60
+    while alive := [p for p in victims if not _process_table().get(p, (0, "Z"))[1].startswith("Z")]:
+        assert time.monotonic() < deadline, f"still running after SIGKILL: {alive}"
+        time.sleep(0.1)
+
+
+def _current_notebook(log: str) -> str | None:
+    """The notebook the runner has started and not finished, from its progress lines."""
+    started = re.findall(r"^\[\d+/\d+\] (\S+) \.\.\.$", log, flags=re.M)
+    finished = set(re.findall(r"^\[\d+/\d+\] (\S+) done in ", log, flags=re.M))
+    return started[-1] if started and started[-1] not in finished else None
+
+
+def _runs_in_progress(root: Path) -> list[Path]:
+    """Training runs with a checkpoint but no manifest: stopped between two epochs, to be resumed."""
+    return sorted(p.parent for p in (root / "checkpoints").glob("*/*/last.pt") if not (p.parent / "manifest.json").exists())
+
+
+def _is_temporary(path: Path, root: Path) -> bool:
+    """Inside a ``.tmp-`` / ``.old-`` sibling of ``paperkit.artifacts.atomic_path`` (no reader looks there)."""
+    return any(part.startswith((".tmp-", ".old-")) for part in path.relative_to(root).parts)
+
+
+def _assert_nothing_half_written(root: Path) -> None:
+    """Every file a rerun trusts is complete: manifests parse, checkpoints load, finished runs hold
+    their files. Leftovers of interrupted atomic writes carry temporary names that nothing reads."""
+    from paperkit.checkpoint import load_checkpoint
+
+    for manifest in root.rglob("manifest.json"):
+        if _is_temporary(manifest, root):
+            continue
+        assert "hash" in json.loads(manifest.read_text()), manifest
+        if manifest.parent.parent.parent.name == "checkpoints":  # a finished training run
+            for name in ("best.pt", "last.pt", "metrics.csv"):
+                assert (manifest.parent / name).is_file(), manifest.parent / name
+            epochs = json.loads(manifest.read_text())["summary"]["epochs"]
+            assert len(pd.read_csv(manifest.parent / "metrics.csv")) == epochs, manifest.parent
+    for checkpoint in root.rglob("*.pt"):
+        if not _is_temporary(checkpoint, root):
+            assert "model" in load_checkpoint(checkpoint), checkpoint
+    json.loads((root / "run_log.json").read_text())
+
+
+def _comparable(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=[c for c in table.columns if TIMING_COLUMN.search(str(c))])
+
+
+@pytest.mark.timeout(3600)  # a smoke run before the kill and one after, plus the reference run if not yet made
+def test_killed_run_resumes_to_identical_tables(smoke_run, tmp_path):
+    """Kill ``run_all.sh`` (SIGKILL, whole process tree) in the middle of a training notebook while a
+    model is between epochs, rerun it: the run resumes from its checkpoint and every table equals the
+    uninterrupted run's, measured timings aside."""
+    from paperkit.checkpoint import load_checkpoint
+
+    results = tmp_path / "results"
+    root = results / "smoke"
+    env = {**os.environ, "PAPERKIT_RESULTS": str(results), "MPLBACKEND": "Agg"}
+    env.pop("PAPERKIT_FORCE_SINCE", None)
+    # run_all.sh checks the environment, then execs exactly this command (so killing it kills this)
+    command = [sys.executable, "-m", "paperkit", "run", "--profile", "smoke"]
+    log_path = tmp_path / "killed_run.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 1500
+        while True:
+            text = log_path.read_text()
+            if _current_notebook(text) in TRAINING_NOTEBOOKS and _runs_in_progress(root):
+                break
+            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before it could be killed:\n{text[-3000:]}"
+            assert time.monotonic() < deadline, f"no training run reached a checkpoint in time:\n{text[-3000:]}"
+            time.sleep(0.05)  # an epoch of the smoke profile can take well under a second
+    finally:
+        _kill_everything(proc)
+    killed_in = _current_notebook(log_path.read_text())
+
+    interrupted = _runs_in_progress(root)
+    assert interrupted, "the kill was meant to land between two epochs of a training run"
+    _assert_nothing_half_written(root)
+    # the epochs done before the kill: resuming must keep them, not train them again
+    kept = {run: pd.DataFrame(load_checkpoint(run / "last.pt")["history"]) for run in interrupted}
+    print(f"killed in {killed_in}: " + ", ".join(f"{r.parent.name}/{r.name} after epoch {len(h)}" for r, h in kept.items()))
+
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _assert_nothing_half_written(root)
+    for run, before in kept.items():
+        after = pd.read_csv(run / "metrics.csv")
+        assert len(after) == json.loads((run / "manifest.json").read_text())["summary"]["epochs"]
+        # a retrained epoch would have another wall time: equal times mean the epochs were resumed
+        assert list(after["train_s"][: len(before)]) == list(before["train_s"]), f"{run} did not resume ({killed_in})"
+
+    reference = sorted(p.name for p in (smoke_run / "tables").glob("*.csv"))
+    assert sorted(p.name for p in (root / "tables").glob("*.csv")) == reference
+    for name in reference:
+        expected = _comparable(pd.read_csv(smoke_run / "tables" / name))
+        got = _comparable(pd.read_csv(root / "tables" / name))
+        # exact: training on CPU is deterministic (torch.use_deterministic_algorithms) and a
+        # checkpoint holds every generator's state, so a resumed model is bit for bit the same
+        pd.testing.assert_frame_equal(got, expected, check_exact=True, obj=f"{name} (killed in {killed_in})")

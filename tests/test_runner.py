@@ -1,5 +1,6 @@
 """The runner executes real jupytext notebooks headlessly and fails loudly."""
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -79,6 +80,26 @@ def test_failing_cell_is_named_and_executed_copy_kept(notebooks):
 
     kept = RunPaths.for_profile("smoke").executed / "02_bad.ipynb"
     assert "deliberate failure" in kept.read_text()
+
+
+def test_failing_notebook_exits_non_zero_naming_it(notebooks, monkeypatch, capsys):
+    """``run_all.sh`` (``python -m paperkit run``): the notebooks before the failing one finish, the
+    failing one keeps its executed copy with the error, and the exit status is non-zero with a
+    message naming the notebook, the cell and that copy."""
+    real = runner.list_notebooks
+    monkeypatch.setattr(runner, "list_notebooks", lambda: real(notebooks))
+    assert cli.main(["run", "--profile", "smoke", "--kernel", "python3"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"error: 02_bad.py failed in cell \d+ .*ValueError: deliberate failure in cell four", err), err
+    from paperkit.paths import RunPaths
+
+    paths = RunPaths.for_profile("smoke")
+    kept = paths.executed / "02_bad.ipynb"
+    assert str(kept) in err
+    errors = [o for c in nbformat.read(kept, as_version=4).cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    assert [(o.ename, o.evalue) for o in errors] == [("ValueError", "deliberate failure in cell four")]
+    assert list(json.loads(paths.run_log.read_text())["notebooks"]) == ["01_good"]
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,27 @@ def test_kill_and_resume_gives_identical_weights(tmp_path: Path, monkeypatch) ->
     assert straight.history.drop(columns=timing).equals(resumed.history.drop(columns=timing))
 
 
+def test_kill_after_the_last_checkpoint_finishes_with_every_epochs_metrics(tmp_path: Path, monkeypatch) -> None:
+    """Killed between the final epoch's last.pt and its metrics.csv: the rerun has no epoch left to
+    train and must still finish with the whole history, not the previous epoch's metrics.csv."""
+    cfg = config()
+
+    def save_then_die(path, state):
+        save_checkpoint(path, state)
+        if Path(path).name == "last.pt" and state["epoch"] == cfg.epochs:
+            raise KeyboardInterrupt("killed before metrics.csv")
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "run")
+    monkeypatch.undo()
+    assert len(train.pd.read_csv(tmp_path / "run" / "metrics.csv")) == cfg.epochs - 1
+    resumed = run(cfg, tmp_path / "run")
+    assert not resumed.skipped and list(resumed.history["epoch"]) == list(range(1, cfg.epochs + 1))
+    history = train.pd.DataFrame(load_checkpoint(tmp_path / "run" / "last.pt")["history"])
+    train.pd.testing.assert_frame_equal(resumed.history, history)
+
+
 def test_loss_terms_recorded_and_finished_run_skipped(tmp_path: Path) -> None:
     result = run(config(**VARIANT, epochs=1), tmp_path / "v")
     h = result.history
