@@ -26,8 +26,14 @@ TABLES = {
     "ablation_k_sweep.csv": None,
     "ablation_uncertain_policies.csv": None,
     "ablation_teaching.csv": None,
+    "ablation_lambda_sweep.csv": None,
+    "ablation_teachers.csv": None,
+    "ablation_noise_sweep.csv": None,
+    "headline_gain_nih.csv": None,
+    "headline_gain_chexpert.csv": None,
     "localisation_masks.csv": None,
 }
+AUC_COLUMNS = ("ours", "ours_mean_auc", "paper", "paper_mean_auc", "reference_mean_auc", "model_mean_auc")
 FIGURES = ("fig1_label_distribution", "fig3_roc_chexpert", "fig4_k_sweep_gain", "fig5_heatmaps_b_vs_target")
 
 
@@ -52,9 +58,22 @@ def test_tables_exist_with_valid_values(smoke_run, name, rows_per_model):
     if rows_per_model:
         assert set(table["model"]) >= {"B", "B+MODL", "B+KNNS", "B+MODL+KNNS"}
         assert (table.groupby("model").size() == rows_per_model).all()
-    for column in [c for c in table.columns if c in ("ours", "ours_mean_auc", "paper", "paper_mean_auc")]:
+    for column in [c for c in table.columns if c in AUC_COLUMNS]:
         values = table[column].dropna()
         assert ((values >= 0) & (values <= 100)).all(), column
+    for gain, low, high in (("gain", "gain_ci_low", "gain_ci_high"), ("gain_over_ref", "gain_ci_low", "gain_ci_high")):
+        if gain in table.columns:
+            rows = table.dropna(subset=[gain])
+            assert ((rows[low] <= rows[gain] + 1e-9) & (rows[gain] <= rows[high] + 1e-9)).all(), name
+
+
+def test_reference_table_shows_the_ensemble_headroom(smoke_run):
+    headroom = pd.read_csv(smoke_run / "tables" / "references_ensemble_headroom.csv", index_col="layout")
+    assert sorted(headroom.index) == ["chexpert", "nih"]
+    for column in ("ensemble", "mean_single", "best_single", "target_arch_single"):
+        assert headroom[column].between(0, 100).all(), column
+    assert (headroom["best_single"] >= headroom["mean_single"]).all()
+    assert (headroom["over_mean_single"] == headroom["ensemble"] - headroom["mean_single"]).all()
 
 
 @pytest.mark.parametrize("stem", FIGURES)
