@@ -53,7 +53,7 @@ def mean_gain(result, model):
 
 # %%
 n_single = cfg.ablation_seeds or len(cfg.seeds)
-data, results, probs0 = {}, {}, {}
+data, results, runs0, probs0 = {}, {}, {}, {}
 for layout in ex.layouts(cfg):
     prep = ex.prepare(cfg, paths, layout)
     soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
@@ -62,11 +62,12 @@ for layout in ex.layouts(cfg):
     test = prep.rows("test")
     for i, seed in enumerate(cfg.seeds):
         variants = VARIANTS if i < n_single else ("B", "B+MODL+KNNS")
-        probs = {v: ex.probabilities(ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_arch, seed, v,
-                                                  soft=soft, pools=pool), prep, test, cfg) for v in variants}
+        runs = {v: ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_arch, seed, v,
+                                soft=soft, pools=pool) for v in variants}
+        probs = {v: ex.probabilities(run, prep, test, cfg) for v, run in runs.items()}
         results[layout, seed] = ex.evaluate(cfg, prep, probs)
         if i == 0:
-            probs0[layout] = probs
+            runs0[layout], probs0[layout] = runs, probs
 
 # %% [markdown]
 # ## Table 1 (NIH layout) and Table 2 (CheXpert layout)
@@ -164,10 +165,7 @@ if "single_reference" in cfg.teaching:
     teach_runs[f"B+MODL (N=1, {first})"] = ("B+MODL", {"teacher": "n1"}, soft_n1)
 if teach_runs:
     teach_probs = {v: probs0[layout][v] for v in ("B", "B+MODL", "B+KNNS") if v in probs0[layout]}
-    seconds = {}
-    for v in teach_probs:
-        seconds[v] = float(ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_arch, seed, v,
-                                        soft=soft, pools=pool).history["train_s"].sum())
+    seconds = {v: float(runs0[layout][v].history["train_s"].sum()) for v in teach_probs}
     for name, (variant, changes, s) in teach_runs.items():
         fields = {k: v for k, v in changes.items() if k != "teacher"}
         run = ex.train_run(cfg, paths, prep, ex.target_name(variant, seed, **changes), cfg.target_arch, seed, variant,
@@ -188,7 +186,7 @@ if teach_runs:
 if "lambda_sweep" in cfg.teaching:
     weights = sorted({cfg.lambda_modl, *cfg.lambda_sweep})
     sweep_probs, val_auc = {"B": probs0[layout]["B"]}, {}
-    val_auc["B"] = 100 * ex.train_run(cfg, paths, prep, ex.target_name("B", seed), cfg.target_arch, seed).best_auc
+    val_auc["B"] = 100 * runs0[layout]["B"].best_auc
     for w in weights:
         name = f"λ=γ={w:g}"
         tags = {} if (w, w) == (cfg.lambda_modl, cfg.gamma_knns) else {"lambda": w}

@@ -20,7 +20,7 @@ from IPython.display import Image as ShowImage, Markdown, display
 
 from paperkit import experiment as ex
 from paperkit import report
-from paperkit.data.augment import apply_crops, crop_params
+from paperkit.data.augment import augment_batch
 from paperkit.figures import HeatmapCase, fig5_heatmap_grid
 from paperkit.heatmaps import pcam_maps, score_masks
 from paperkit.notebook import setup
@@ -35,13 +35,6 @@ models = {v: ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_
                           pools=pool).model.eval() for v in ("B", "B+MODL+KNNS")}
 
 # %%
-def inputs(rows):
-    """Centre-cropped, normalised model inputs, and the same crops as images for display."""
-    raw = prep.images.load(np.asarray(rows))
-    top, left, flip = crop_params(len(raw), raw.shape[-1], cfg.crop, False)
-    return apply_crops(raw, top, left, flip, cfg.crop)
-
-
 test = prep.rows("test")
 truth = prep.labels("test")
 cases, scores = [], {v: [] for v in models}
@@ -52,7 +45,7 @@ for c, finding in enumerate(prep.eval_classes):
         continue
     rows = np.array([r for r, _ in with_mask])
     masks = np.stack([m for _, m in with_mask])
-    x = inputs(rows)
+    x = augment_batch(prep.images.load(rows), cfg.crop, train=False)  # centre crops, as the models were scored
     column = int(prep.eval_columns[c])
     maps, probs = {}, {}
     with torch.no_grad():

@@ -603,10 +603,10 @@ def inference_throughput(
 ) -> float:
     """Measured images per second of a model, or of an ensemble run member after member.
 
-    Two warm-up passes are run first and excluded (allocation, oneDNN/cuDNN kernel selection,
-    CPU thread-pool start-up: with one warm-up the first model timed in a process read ~70x slow).
+    Two warm-up passes are run first and excluded (allocation, oneDNN/cuDNN kernel selection).
     Each later pass is timed on its own and the median is reported, so one pass disturbed by
-    another process does not set the figure.
+    another process does not set the figure. A figure measured while another multi-threaded torch
+    process shares the CPU cores is not meaningful (thread oversubscription slows both many-fold).
 
     Parameters
     ----------

@@ -107,10 +107,7 @@ def _pct(x: float, signed: bool = False) -> str:
 
 
 def _number(x: float) -> str:
-    return "-" if pd.isna(x) else f"{x:.2f}"
-
-
-def _paper(x: float) -> str:
+    """A value already in % (the paper's, or a measured extra column), or "-"."""
     return "-" if pd.isna(x) else f"{x:.2f}"
 
 
@@ -190,7 +187,7 @@ def _auc_table(
                 row.update(seed_mean=100 * s["auc_mean"], seed_sd=100 * s["auc_sd"], n_seeds=s["n_seeds"])
             tidy_rows.append(row)
 
-            cells.setdefault(_STAT_PAPER, []).append(_paper(p_val))
+            cells.setdefault(_STAT_PAPER, []).append(_number(p_val))
             cells.setdefault(_STAT_OURS, []).append(_pct(ours["auc"]) + _ci(ours["ci_low"], ours["ci_high"]))
             if seeds is not None:
                 cells.setdefault(_STAT_SEEDS, []).append(
@@ -337,13 +334,13 @@ def table3_ensembles(
         display_rows.append(
             {
                 "method": model,
-                "mean AUC, paper": _paper(p_auc),
+                "mean AUC, paper": _number(p_auc),
                 "mean AUC, ours [95% CI]": _pct(ours["auc"]) + _ci(ours["ci_low"], ours["ci_high"]),
                 "ours - paper": "-" if pd.isna(row["ours_minus_paper"]) else f"{row['ours_minus_paper']:+.2f}",
                 f"gain over {result.reference} [95% CI]": (
                     _pct(d["diff"], True) + _ci(d["ci_low"], d["ci_high"], True) if d is not None else "-"
                 ),
-                "params (M), paper": _paper(p_params),
+                "params (M), paper": _number(p_params),
                 "params (M), ours": "-" if pd.isna(row["ours_params_millions"]) else f"{row['ours_params_millions']:.2f}",
                 "img/s, ours": "-" if pd.isna(row["images_per_s"]) else f"{row['images_per_s']:.1f}",
             }
@@ -423,7 +420,7 @@ def ablation_table(
                 for g, lo, hi in tidy[["gain_over_ref", "gain_ci_low", "gain_ci_high"]].to_numpy()
             ],
             "p (bootstrap)": tidy["p_boot"].map(_p),
-            "paper gain": tidy["paper_gain"].map(_paper),
+            "paper gain": tidy["paper_gain"].map(_number),
         }
     ).set_index("method")
     if setting is None:

@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 from paperkit.artifacts import FORCE_ENV, Step, read_manifest, write_text
 from paperkit.checkpoint import global_rng_state, load_checkpoint, save_checkpoint, set_global_rng_state
 from paperkit.config import Profile
-from paperkit.data.augment import apply_crops, crop_params
+from paperkit.data.augment import apply_crops, augment_batch, crop_params
 from paperkit.losses import bce_loss, knns_loss, modl_loss
 from paperkit.models import Classifier, create_model, pretrained_path
 from paperkit.runtime import gather_objects, pick_device, prefetch, update_bank
@@ -245,13 +245,12 @@ def fit(
     start_epoch, best_epoch, best_auc = 0, -1, -math.inf
 
     last_path = run_dir / "last.pt"
-    if last_path.is_file() and _stale(last_path, step.hash):
+    ck = _resumable_checkpoint(last_path, step.hash)
+    if ck is None and last_path.is_file() and rank == 0:
         # the run's config or data changed (or --force): its epochs are for other inputs, start over
-        if rank == 0:
-            print(f"{run_dir.name}: inputs changed since the last checkpoint, training again from epoch 1")
-            last_path.unlink()
-    if last_path.is_file():
-        ck = load_checkpoint(last_path)
+        print(f"{run_dir.name}: inputs changed since the last checkpoint, training again from epoch 1")
+        last_path.unlink()
+    if ck is not None:
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
@@ -412,9 +411,7 @@ def predict(
     out = []
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
         for start in range(0, len(index), batch_size):
-            x = images.load(index[start : start + batch_size]).to(device, non_blocking=True)
-            top, left, flip = crop_params(len(x), x.shape[-1], crop, False)
-            x = apply_crops(x, top, left, flip, crop)
+            x = augment_batch(images.load(index[start : start + batch_size]).to(device, non_blocking=True), crop, False)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             out.append(torch.sigmoid(model(x).float()).cpu())
@@ -457,10 +454,17 @@ def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     write_text(run_dir / "metrics.csv", pd.DataFrame(history).to_csv(index=False))
 
 
-def _stale(checkpoint: Path, fingerprint: str) -> bool:
-    """A checkpoint of other inputs, or one written before a ``--force`` run started."""
+def _resumable_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    """``path`` loaded once if a run with ``fingerprint`` can resume from it; ``None`` when it is absent,
+    belongs to other inputs, or was written before a ``--force`` run started. Every rank decides from the
+    same file, so no rank resumes while another starts over."""
+    try:
+        written = path.stat().st_mtime
+        ck = load_checkpoint(path)
+    except FileNotFoundError:  # absent, or removed as stale by rank 0 meanwhile
+        return None
     force_since = float(os.environ.get(FORCE_ENV, 0) or 0)
-    return load_checkpoint(checkpoint)["fingerprint"] != fingerprint or checkpoint.stat().st_mtime < force_since
+    return ck if ck["fingerprint"] == fingerprint and written >= force_since else None
 
 
 def _finished(run_dir: Path, summary: dict[str, Any], skipped: bool = True) -> TrainResult:
