@@ -89,8 +89,22 @@ else:
 # ## How noisy are the mined labels? (embedded benchmark only)
 # PPV and sensitivity of the mined training labels against the clean truth, per finding: the
 # noise the paper's soft labels are meant to absorb.
+#
+# The noise model (`paperkit.data.noise`, whose docstring has the equations): a true finding of
+# severity `s` is missed with probability `noise · sigmoid(α_c − slope · s)`, with `α_c` solved so
+# that the sensitivity at `noise = 1` is the measured one (Google's relabelling of NIH: e.g.
+# Pneumothorax 0.46, Nodule/Mass 0.42, airspace opacity 0.51); false reports are drawn at the rate
+# that gives the measured PPV, more often on images with a look-alike or co-occurring finding and
+# on portable (AP or device-bearing) films. On CheXpert-layout labels, faint or false mentions are
+# hedged as uncertain (−1) and unreported findings are often left blank. The three structure
+# weights are *not* measured anywhere; they set how much of the noise is shared, learnable bias
+# (faint findings missed) and how much is image-specific (see the module docstring for why they
+# are (3, 2, 1)).
 
 # %%
+from paperkit.data.noise import NoiseConfig
+
+print({k: v for k, v in vars(NoiseConfig()).items() if k not in ("rates", "lookalikes")})
 for layout, p in prepared.items():
     if p.dataset.clean_labels is None:
         print(f"{layout}: no clean truth, noise cannot be measured")

@@ -10,7 +10,8 @@
 # **Deviation (CPU profiles, stated):** six small networks train from scratch at a small image size
 # instead of the paper's six ImageNet-initialised CNNs (`profile.reference_archs`). Like the paper's
 # set they are three DenseNets of growing size (`densenet_tiny`, `_deep`, `_wide` for DenseNet-121/169/201)
-# and three other families (ResNet, EfficientNet, ConvNeXt), and the target is the smallest DenseNet.
+# and three other families of comparable strength (Res2Net for Inception-ResNet-v2, EfficientNet for
+# NASNet, ResNet for Xception), and the target is the smallest DenseNet.
 # On CheXpert the references use U-Ones for uncertain labels, as in the paper.
 
 # %% tags=["parameters"]

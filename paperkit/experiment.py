@@ -25,6 +25,7 @@ from paperkit.evaluate import ComparisonResult, compare_models
 from paperkit.knn import load_pools, neighbour_pools, save_pools
 from paperkit.losses import uncertain_targets
 from paperkit.paths import RunPaths
+from paperkit.runtime import pick_device
 from paperkit.soft_labels import (average_predictions, combine_out_of_fold, load_soft_labels, out_of_fold_folds,
                                   save_soft_labels)
 from paperkit.train import TrainConfig, TrainResult, fit, load_model, predict
@@ -150,9 +151,10 @@ def train_references(cfg: Profile, paths: RunPaths, prep: Prepared, seed: int = 
 
 
 def probabilities(result: TrainResult | Path, prep: Prepared, rows: np.ndarray, cfg: Profile) -> np.ndarray:
-    """Predicted probabilities ``[n, C]`` of a trained run on dataset ``rows`` (centre crops)."""
+    """Predicted probabilities ``[n, C]`` of a trained run on dataset ``rows`` (centre crops), on the
+    profile's device (bf16 autocast on CUDA, as in training)."""
     model = load_model(result) if isinstance(result, Path) else result.model
-    return predict(model, prep.images, rows, cfg.crop, batch_size=256)
+    return predict(model, prep.images, rows, cfg.crop, batch_size=256, device=pick_device(cfg.device, 0))
 
 
 def soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, refs: Mapping[str, TrainResult],

@@ -379,7 +379,7 @@ def generate_benchmark(
         raise ValueError(f"noise must be a number >= 0, got {noise!r}")
     out_dir = Path(out_dir)
     config = {"layout": layout, "n_images": int(n_images), "size": int(size), "seed": int(seed),
-              "noise": float(noise), "version": 1}
+              "noise": float(noise), "version": 2}  # 2: noise structure (3, 2, 1), see paperkit.data.noise
     step = Step(out_dir, config)
     if step.done:
         return read_manifest(out_dir)["summary"]
