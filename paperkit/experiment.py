@@ -154,7 +154,9 @@ def probabilities(result: TrainResult | Path, prep: Prepared, rows: np.ndarray, 
     """Predicted probabilities ``[n, C]`` of a trained run on dataset ``rows`` (centre crops), on the
     profile's device (bf16 autocast on CUDA, as in training)."""
     model = load_model(result) if isinstance(result, Path) else result.model
-    return predict(model, prep.images, rows, cfg.crop, batch_size=256, device=pick_device(cfg.device, 0))
+    probs = predict(model, prep.images, rows, cfg.crop, batch_size=256, device=pick_device(cfg.device, 0))
+    model.cpu()  # a TrainResult's model lives on the CPU (fit's contract): notebooks feed it CPU tensors
+    return probs
 
 
 def soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, refs: Mapping[str, TrainResult],
