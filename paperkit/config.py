@@ -26,11 +26,12 @@ PAPER_REFERENCES = (
 #: ``MODEL_INFO``), shaped like the paper's set: three DenseNets of growing size (the target's own
 #: family, as DenseNet-121/169/201) and three other families of comparable strength: Res2Net
 #: (multi-scale residual blocks, for Inception-ResNet-v2), EfficientNet (a NAS-derived family, for
-#: NASNet) and ResNet (for Xception, whose tiny version trained slowest and worst here). As in the
-#: paper, the target is the smallest DenseNet, so the references are on average larger than the
-#: target (paper: 208 M parameters for the six against 8 M). ConvNeXt and the 0.1 M-parameter
-#: EfficientNet were dropped: 58-76 mean AUC against 83-93 for the others (GPU probe, 5,000
-#: images), and a member that weak pulls the probability average down.
+#: NASNet) and ResNet (for Xception: a tiny Xception scored 81-85 mean AUC at 2.6x densenet_tiny's
+#: step time). As in the paper, the target is the smallest DenseNet, so the references are on
+#: average larger than the target (paper: 208 M parameters for the six against 8 M). ConvNeXt
+#: (58-76 mean AUC) and the 0.1 M-parameter EfficientNet (80-88) were dropped; these six scored
+#: 83-93 (GPU probe, 5,000 images, both layouts, three noise settings), and a weak member pulls
+#: the probability average down.
 CPU_REFERENCES = (
     "densenet_tiny",
     "densenet_tiny_deep",

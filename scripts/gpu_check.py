@@ -42,7 +42,6 @@ def channels_last_matches(device: str, arch: str, size: int) -> None:
     model = create_model(arch, 14, in_chans=1, head="pcam").to(device).eval()
     x = torch.randn(8, 1, size, size, device=device)
     with torch.inference_mode():
-        torch.backends.cudnn.allow_tf32 = False
         a = model(x)
         b = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
     rel = ((a - b).abs().max() / a.abs().max()).item()
@@ -89,8 +88,7 @@ def training_runs(device: str, out: Path, n_images: int, epochs: int) -> None:
         result = experiment.train_run(cfg, paths, prep, name, "densenet_tiny", 0, variant, soft=soft, pools=pools,
                                       **changes)
         probs = experiment.probabilities(result, prep, test, dataclasses.replace(cfg, device=changes["device"]))
-        table = experiment.evaluate(cfg, prep, {"m": probs}, reference=None).auc
-        auc = float(table.loc[table["class"] == "Mean", "auc"].iloc[0])
+        auc = experiment.evaluate(cfg, prep, {"m": probs}, reference=None).mean_auc("m")
         print(f"      {name}: clean test AUC {100 * auc:.2f}, {time.perf_counter() - t:.1f} s", flush=True)
         return auc, result
 
@@ -145,6 +143,7 @@ def main() -> int:
         return 1
     name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
     print(f"torch {torch.__version__}, {name}", flush=True)
+    torch.backends.cudnn.allow_tf32 = False  # float32 means float32 below (cuDNN allows TF32 by default)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         d = args.device

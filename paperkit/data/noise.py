@@ -29,9 +29,11 @@ by Google's relabelling, which gives rates only. The defaults (3, 2, 1) were cho
 halves of a real report-mining process are present: a learnable, shared part (faint findings missed
 more, look-alikes and portable films over-called) and an image-specific part that a network can
 only memorise. With steeper settings (8, 8, 3: misses nearly decided by severity) the noise was
-almost all shared bias: every reference learned the same errors, the six-model ensemble beat the
-target architecture by +0.5 to +1.5 AUC only, and MODL had nothing to distil. With (3, 2, 1) the
-ensemble's headroom is about +2.5 (GPU probe, 5,000 images; see the closing notes of issue 3).
+mostly shared bias that every reference learned alike: on the cpu profile the six-model ensemble
+beat the target architecture by +0.5 (NIH layout) and +1.7 (CheXpert) only, and B+MODL+KNNS
+gained −0.04 / +0.10. With (3, 2, 1) and the current references: +1.3 and +2.8, and
+B+MODL+KNNS −0.16 / +0.39 (cpu run of issue 3's closing note; the same references under (8, 8, 3)
+gave +1.0 and +2.0 in a GPU probe, so both changes contribute).
 """
 from __future__ import annotations
 
