@@ -64,6 +64,7 @@ class Profile:
     n_images: int = 6000  # embedded benchmark size (images)
     render_size: int = 256  # embedded benchmark image size (px)
     noise: float = 1.0  # report-mining noise scale: 0 = clean labels, 1 = measured NIH rates
+    benchmark_seed: int = 0  # the embedded benchmark's draw (images, patients, noise); splits follow it
     split: str = "official"  # nih: official | patient70_10_20 | lists
     val_fraction: float = 0.1  # validation patients drawn from the training patients
     uncertain_policy: str = "u_ones"  # chexpert: u_ones | u_zeros | u_ignore | lsr_ones | lsr_zeros
@@ -75,7 +76,7 @@ class Profile:
     reference_archs: tuple[str, ...] = PAPER_REFERENCES
     target_arch: str = "densenet121"
     head: str = "pcam"  # avg | pcam
-    pretrained_dir: str = ""  # folder of local ImageNet weights <arch>.pth; "" = from scratch
+    pretrained: str = "none"  # none | imagenet (timm download/cache) | a folder of <arch>.pth state dicts
     # --- optimisation (paper: Adam 1e-3, betas .9/.999, batch 32, 10 epochs, lr/3 every 2) ----
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -92,6 +93,7 @@ class Profile:
     sigma: float = 1.0
     kl_form: str = "bernoulli"  # bernoulli | as_printed
     knns_mode: str = "faithful"  # faithful | efficient
+    knns_k_reduction: str = "sum"  # sum (eq. 1: γ·Σ_k) | mean (γ·mean_k, K-independent weight)
     k_sweep: tuple[int, ...] = (3, 5, 7, 9, 11)
     # --- ablations beyond the paper's tables (notebook 06) -----------------------------------
     ablation_seeds: int = 0  # how many of `seeds` the B+MODL and B+KNNS rows use; 0 = all
@@ -171,12 +173,14 @@ _NIH = Profile(
     name="nih",
     dataset="nih",
     split="patient70_10_20",  # the paper follows CheXNet's patient-wise split
+    pretrained="imagenet",
     notes="Paper settings on NIH ChestX-ray14 (Table 1). Needs --data-root and a GPU.",
 )
 
 _CHEXPERT = Profile(
     name="chexpert",
     dataset="chexpert",
+    pretrained="imagenet",
     uncertain_policy="u_ones",  # the paper trains B and the references with U-Ones
     notes="Paper settings on CheXpert (Tables 2, 3, Figs 3-5). Needs --data-root and a GPU.",
 )
@@ -191,6 +195,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("adam",),
     "kl_form": ("bernoulli", "as_printed"),
     "knns_mode": ("faithful", "efficient"),
+    "knns_k_reduction": ("sum", "mean"),
     "device": ("auto", "cpu", "cuda"),
 }
 

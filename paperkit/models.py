@@ -289,9 +289,14 @@ def create_model(
     return model
 
 
-def pretrained_path(pretrained_dir: str | os.PathLike, arch: str) -> Path | None:
-    """``<pretrained_dir>/<arch>.pth`` as the profile's ``pretrained_dir`` promises; ``None`` if the dir is ``""``."""
-    return Path(pretrained_dir) / f"{arch}.pth" if str(pretrained_dir) else None
+def pretrained_source(pretrained: str, arch: str) -> str:
+    """What ``create_model(pretrained=...)`` gets for the profile's ``pretrained`` field and ``arch``:
+    ``""`` (from scratch), ``"imagenet"`` (timm's weights) or ``<folder>/<arch>.pth``."""
+    if pretrained in ("", "none"):
+        return ""
+    if pretrained == "imagenet":
+        return "imagenet"
+    return str(Path(pretrained) / f"{arch}.pth")
 
 
 def count_parameters(model: nn.Module) -> int:

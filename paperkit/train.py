@@ -51,7 +51,7 @@ from paperkit.checkpoint import global_rng_state, load_checkpoint, save_checkpoi
 from paperkit.config import Profile
 from paperkit.data.augment import apply_crops, augment_batch, crop_params
 from paperkit.losses import bce_loss, knns_loss, modl_loss
-from paperkit.models import Classifier, create_model, pretrained_path
+from paperkit.models import Classifier, create_model, pretrained_source
 from paperkit.runtime import gather_objects, pick_device, prefetch, update_bank
 
 VARIANTS = ("B", "B+MODL", "B+KNNS", "B+MODL+KNNS")
@@ -95,7 +95,7 @@ class TrainConfig:
 
     arch: str
     head: str = "pcam"
-    pretrained: str = ""  # local weights file; "" = from scratch
+    pretrained: str = ""  # "" = from scratch, "imagenet" = timm's weights, else a local state-dict file
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
@@ -125,9 +125,8 @@ class TrainConfig:
         """
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        weights = pretrained_path(profile.pretrained_dir, arch)
         base = cls(
-            arch=arch, head=profile.head, pretrained=str(weights) if weights else "", lr=profile.lr,
+            arch=arch, head=profile.head, pretrained=pretrained_source(profile.pretrained, arch), lr=profile.lr,
             betas=tuple(profile.betas), weight_decay=profile.weight_decay, batch_size=profile.batch_size,
             epochs=profile.epochs, lr_step_epochs=profile.lr_step_epochs, lr_gamma=profile.lr_gamma,
             crop=profile.crop, lambda_modl=profile.lambda_modl if "MODL" in variant else 0.0,
