@@ -12,9 +12,11 @@ pushing *every* probability towards 1, whatever the soft label says. The default
     KL(l‖p) = l·log(l/p) + (1−l)·log((1−l)/(1−p)),
 
 which is ≥ 0 and zero exactly when ``p = l``. ``form="as_printed"`` keeps the printed expression
-for the ablation. Both are averaged over every element (batch × classes, and × neighbours for
-KNNS), the reduction of ``binary_cross_entropy_with_logits``, so λ and γ weigh terms of
-comparable scale. Everything is computed from logits with ``logsigmoid``: finite for any logit,
+for the ablation. Every term is averaged over anchors and classes, the reduction of
+``binary_cross_entropy_with_logits`` (eq. 1 sums over images and classes; the mean keeps λ and γ
+independent of the batch size and the number of findings). Over the K neighbours eq. 1 *sums*
+(``γ·Σ_k L_neigh``), so the KNNS weight grows with K; ``k_reduction="sum"`` (default) does that,
+``"mean"`` divides by K (a K-independent weight, i.e. the paper's γ/K). Everything is computed from logits with ``logsigmoid``: finite for any logit,
 exact at ``l ∈ {0, 1}`` (``0·log 0 = 0``).
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 FORMS = ("bernoulli", "as_printed")
+K_REDUCTIONS = ("sum", "mean")
 POLICIES = ("u_ones", "u_zeros", "u_ignore", "lsr_ones", "lsr_zeros")
 
 #: Uniform ranges for uncertain labels under label smoothing (Pham et al. 2019, as used in the
@@ -86,6 +89,7 @@ def knns_loss(
     similarity: torch.Tensor,
     form: str = "bernoulli",
     detach_neighbours: bool = False,
+    k_reduction: str = "sum",
 ) -> torch.Tensor:
     """L_neigh (eq. 4): ``s_ik · KL(f(x_i^k) ‖ f(x_i))``, neighbours' predictions towards the anchor's.
 
@@ -102,13 +106,16 @@ def knns_loss(
     detach_neighbours
         Stop gradients into the neighbour logits. The paper forwards anchor and neighbours with
         gradients (the default); a memory bank of stored predictions needs ``True``.
+    k_reduction
+        ``"sum"`` (default, eq. 1's ``Σ_k``) or ``"mean"`` over the K neighbours.
 
     Returns
     -------
-    Scalar: mean over anchors, neighbours and classes (not a sum over ``k`` as printed, so γ is
-    independent of K up to the similarity weights).
+    Scalar: ``Σ_k s_ik·KL`` (or its mean over k), averaged over anchors and classes.
     """
     _check_form(form)
+    if k_reduction not in K_REDUCTIONS:
+        raise ValueError(f"k_reduction must be one of {K_REDUCTIONS}, got {k_reduction!r}")
     batch, k, classes = neighbour_logits.shape
     if anchor_logits.shape != (batch, classes) or similarity.shape != (batch, k):
         raise ValueError(
@@ -124,7 +131,9 @@ def knns_loss(
     if form == "bernoulli":
         log_1mp = F.logsigmoid(-neighbour_logits)  # log(1 − f_k)
         kl = kl + log_1mp.exp() * (log_1mp - F.logsigmoid(-anchor))
-    return (similarity.to(kl.dtype).unsqueeze(-1) * kl).mean()
+    weighted = similarity.to(kl.dtype).unsqueeze(-1) * kl  # [B, K, C]
+    per_anchor = weighted.sum(1) if k_reduction == "sum" else weighted.mean(1)
+    return per_anchor.mean()
 
 
 def uncertain_targets(labels: np.ndarray, policy: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

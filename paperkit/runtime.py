@@ -35,14 +35,13 @@ def prefetch(items: Iterator[Any]) -> Iterator[Any]:
             yield item
 
 
-def update_bank(bank: torch.Tensor, seen: torch.Tensor, rows: torch.Tensor, logits: torch.Tensor, world: int) -> None:
-    """Write the global batch's detached logits into the memory bank (gathered from every rank)."""
-    if world > 1:
-        parts = [torch.empty_like(logits) for _ in range(world)]
-        dist.all_gather(parts, logits)
-        logits = torch.cat(parts)
-    bank[rows] = logits
-    seen[rows] = True
+def all_gather_rows(tensor: torch.Tensor, world: int) -> torch.Tensor:
+    """Every rank's ``tensor`` stacked along dim 0 in rank order (the tensor itself without DDP)."""
+    if world == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(world)]
+    dist.all_gather(parts, tensor)
+    return torch.cat(parts)
 
 
 def gather_objects(obj: Any, world: int) -> list[Any]:

@@ -10,11 +10,17 @@ KNNS has two modes (``TrainConfig.knns_mode``):
 
 - ``faithful`` (the paper): each anchor's K neighbours are drawn from its pool (which may hold more
   than K), augmented and forwarded *with gradients* together with the anchors; ≈ (K+1)× the cost.
-- ``efficient``: a memory bank holds the latest logits the model produced for every training image
-  (detached, written every step). Neighbour logits are read from it: no extra forward. Trade-offs:
-  neighbours get no gradient (each image is still pulled towards its neighbours when it is itself
-  an anchor), bank entries are up to one epoch stale, and neighbours not yet seen in this run
-  contribute nothing (their similarity is zeroed) -- a warm-up over the first epoch.
+- ``efficient``: a memory bank (:class:`paperkit.bank.NeighbourBank`) holds the latest logits the
+  model produced for every training image, warm-started before epoch 1; neighbour logits are read
+  from it: no extra forward. A surrogate, not eq. 4: stale targets and no neighbour-side gradient
+  (see :mod:`paperkit.bank`; ``metrics.csv`` logs the bank's ages per epoch).
+
+Eq. 1 sums the KNNS term over the K neighbours (``knns_k_reduction="sum"``, the default), so γ
+weighs each neighbour like λ weighs the soft label; ``"mean"`` divides it by K.
+
+Memorisation monitor (teaching only): ``fit(monitor=...)`` scores extra rows every epoch (e.g. the
+training images against their mined labels, the test images against the clean labels) and logs
+``monitor_<name>`` columns. They never select anything: the best epoch comes from ``val_index``.
 
 Paired runs: batch order and anchor augmentation come from a generator seeded only by ``seed``;
 neighbour sampling uses a second generator. B and every variant with the same seed therefore see
@@ -37,7 +43,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,7 +58,8 @@ from paperkit.config import Profile
 from paperkit.data.augment import apply_crops, augment_batch, crop_params
 from paperkit.losses import bce_loss, knns_loss, modl_loss
 from paperkit.models import Classifier, create_model, pretrained_source
-from paperkit.runtime import gather_objects, pick_device, prefetch, update_bank
+from paperkit.bank import NeighbourBank
+from paperkit.runtime import all_gather_rows, gather_objects, pick_device, prefetch
 
 VARIANTS = ("B", "B+MODL", "B+KNNS", "B+MODL+KNNS")
 #: Offset between the batch-order seed and the neighbour-sampling seed (any fixed constant).
@@ -108,6 +115,7 @@ class TrainConfig:
     gamma_knns: float = 0.0  # γ of eq. 1 (paper 0.1 for the target)
     kl_form: str = "bernoulli"  # bernoulli | as_printed, see paperkit.losses
     knns_mode: str = "faithful"  # faithful | efficient
+    knns_k_reduction: str = "sum"  # sum (eq. 1) | mean over the K neighbours
     k: int = 9  # neighbours per anchor and step, drawn from the pool
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
@@ -131,7 +139,7 @@ class TrainConfig:
             epochs=profile.epochs, lr_step_epochs=profile.lr_step_epochs, lr_gamma=profile.lr_gamma,
             crop=profile.crop, lambda_modl=profile.lambda_modl if "MODL" in variant else 0.0,
             gamma_knns=profile.gamma_knns if "KNNS" in variant else 0.0, kl_form=profile.kl_form,
-            knns_mode=profile.knns_mode, k=profile.k, seed=seed, device=profile.device, amp=profile.amp,
+            knns_mode=profile.knns_mode, knns_k_reduction=profile.knns_k_reduction, k=profile.k, seed=seed, device=profile.device, amp=profile.amp,
             num_threads=profile.num_threads,
         )
         return dataclasses.replace(base, **changes)
@@ -162,6 +170,7 @@ def fit(
     pools: tuple[np.ndarray, np.ndarray] | None = None,
     val_labels: np.ndarray | None = None,
     class_names: Sequence[str] | None = None,
+    monitor: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train one model; resume from ``run_dir/last.pt``; skip if ``run_dir`` already finished.
@@ -190,6 +199,9 @@ def fit(
         with masked elements unknown.
     class_names
         Names for the per-class AUC columns of the history (default ``c0, c1, ...``).
+    monitor
+        ``{name: (rows, labels [len(rows), C])}`` scored every epoch into a ``monitor_<name>`` column
+        (mean AUC; teaching curves only, never used to choose the epoch).
     progress
         Show a tqdm bar with the loss terms and img/s (rank 0 only).
 
@@ -216,8 +228,10 @@ def fit(
 
     config_dict = dataclasses.asdict(config)
     config_dict.pop("num_threads")
+    monitored = [a for name in sorted(monitor or {}) for a in (name, *monitor[name])]
     data_hash = _hash_arrays(train_index, val_index, targets, mask, soft_labels, val_labels,
-                             *(pools or ()), getattr(images, "fingerprint", f"{type(images).__name__}:{len(images)}"))
+                             *(pools or ()), getattr(images, "fingerprint", f"{type(images).__name__}:{len(images)}"),
+                             *monitored)
     step = Step(run_dir, {"train": config_dict, "data": data_hash})
     if step.done:
         return _finished(run_dir, read_manifest(run_dir)["summary"])
@@ -238,8 +252,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
     data_gen = torch.Generator().manual_seed(config.seed)
     knns_gen = torch.Generator().manual_seed(config.seed + _KNNS_SEED_OFFSET)
-    bank = torch.zeros(len(images), n_classes, device=device) if use_knns and config.knns_mode == "efficient" else None
-    seen = torch.zeros(len(images), dtype=torch.bool, device=device) if bank is not None else None
+    bank = NeighbourBank(len(images), n_classes, device) if use_knns and config.knns_mode == "efficient" else None
     history: list[dict[str, Any]] = []
     start_epoch, best_epoch, best_auc = 0, -1, -math.inf
 
@@ -258,8 +271,7 @@ def fit(
         knns_gen.set_state(ck["knns_gen"])
         set_global_rng_state(ck["rng"][rank])
         if bank is not None:
-            bank.copy_(ck["bank"])
-            seen.copy_(ck["seen"])
+            bank.load_state_dict(ck["bank"])
     elif rank == 0:
         step.start()
     if world > 1:
@@ -271,6 +283,8 @@ def fit(
             net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if cuda else None)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and config.amp else nullcontext()
+    if bank is not None and ck is None:
+        bank.warm_start(model, images, train_index, config.crop, config.batch_size * 4, amp)
     t_train = torch.from_numpy(np.asarray(train_index, dtype=np.int64))
     t_targets = torch.as_tensor(targets, dtype=torch.float32)
     t_mask = torch.as_tensor(mask, dtype=torch.bool) if mask is not None else None
@@ -331,17 +345,17 @@ def fit(
                     sim = pool_sim[rows].gather(1, choice[s, mine]).to(device)
                     if faithful:
                         nb_logits = out[b_local:].float().view(b_local, config.k, n_classes)
-                        knns = knns_loss(logits, nb_logits, sim, config.kl_form)
+                        knns = knns_loss(logits, nb_logits, sim, config.kl_form, k_reduction=config.knns_k_reduction)
                     else:
-                        nb_dev = nb.to(device)
-                        sim = sim * seen[nb_dev]  # neighbours not predicted yet in this run do not count
-                        knns = knns_loss(logits, bank[nb_dev], sim, config.kl_form, detach_neighbours=True)
+                        nb_logits, written = bank.read(nb.to(device), epoch + s / steps)
+                        knns = knns_loss(logits, nb_logits, sim * written, config.kl_form, detach_neighbours=True,
+                                         k_reduction=config.knns_k_reduction)
                 loss = bce + config.lambda_modl * modl + config.gamma_knns * knns
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 if bank is not None:
-                    update_bank(bank, seen, t_train[perm[s]].to(device), logits.detach(), world)
+                    bank.write(t_train[perm[s]].to(device), all_gather_rows(logits.detach(), world), epoch + (s + 1) / steps)
                 sums += torch.stack([loss.detach(), bce.detach(), modl.detach(), knns.detach()])
                 if bar is not None:
                     bar.update()
@@ -357,12 +371,15 @@ def fit(
             scheduler.step()
 
             aucs = _validate(model, images, val_index, val_labels, config.crop, b_global * 4, device, rank, world)
-            mean_auc = float(np.nanmean(aucs)) if np.isfinite(aucs).any() else math.nan
+            mean_auc = _mean_auc(aucs)
             terms = (sums / steps).tolist()
+            watched = {f"monitor_{name}": _mean_auc(_validate(model, images, rows, np.asarray(labels), config.crop,
+                                                                b_global * 4, device, rank, world, row_labels=True))
+                       for name, (rows, labels) in (monitor or {}).items()}
             history.append({"epoch": epoch + 1, "lr": lr, "loss": terms[0], "bce": terms[1], "modl": terms[2],
                             "knns": terms[3], "train_s": train_s, "train_cpu_s": train_cpu_s,
-                            "img_per_s": steps * b_global / train_s,
-                            "val_auc": mean_auc, **{f"auc_{n}": a for n, a in zip(names, aucs)}})
+                            "img_per_s": steps * b_global / train_s, **(bank.epoch_stats() if bank else {}),
+                            "val_auc": mean_auc, **{f"auc_{n}": a for n, a in zip(names, aucs)}, **watched})
             improved = best_epoch < 0 or mean_auc > best_auc
             if improved:
                 best_epoch, best_auc = epoch + 1, mean_auc
@@ -376,8 +393,7 @@ def fit(
                     **meta, "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "best_epoch": best_epoch, "best_auc": best_auc,
                     "history": history, "data_gen": data_gen.get_state(), "knns_gen": knns_gen.get_state(),
-                    "rng": rng, "bank": bank.cpu() if bank is not None else None,
-                    "seen": seen.cpu() if seen is not None else None,
+                    "rng": rng, "bank": bank.state_dict() if bank is not None else None,
                 })
                 _write_metrics(run_dir, history)  # for watching a run; rewritten below before the manifest
             if world > 1:
@@ -433,19 +449,25 @@ def load_model(run_dir: str | Path, which: str = "best") -> Classifier:
 
 
 def _validate(model: torch.nn.Module, images: ImageSource, val_index: np.ndarray, labels: np.ndarray, crop: int,
-              batch_size: int, device: torch.device, rank: int, world: int) -> np.ndarray:
-    """Per-class validation AUC (``NaN`` for a class with one label value); each rank scores a shard."""
+              batch_size: int, device: torch.device, rank: int, world: int, row_labels: bool = False) -> np.ndarray:
+    """Per-class AUC on ``val_index`` (``NaN`` for a class with one label value); each rank scores a shard.
+
+    ``labels`` is indexed by image row, or holds one row per ``val_index`` entry when ``row_labels``."""
     shards = np.array_split(np.asarray(val_index, dtype=np.int64), world)
     probs = np.concatenate(gather_objects(predict(model, images, shards[rank], crop, batch_size=batch_size,
                                                    device=device), world))
     model.train()
-    truth = labels[np.concatenate(shards)]
+    truth = labels if row_labels else labels[np.concatenate(shards)]
     aucs = np.full(truth.shape[1], np.nan)
     for j in range(truth.shape[1]):
         known = ~np.isnan(truth[:, j])
         if len(np.unique(truth[known, j])) == 2:
             aucs[j] = roc_auc_score(truth[known, j], probs[known, j])
     return aucs
+
+
+def _mean_auc(aucs: np.ndarray) -> float:
+    return float(np.nanmean(aucs)) if np.isfinite(aucs).any() else math.nan
 
 
 def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:

@@ -1,6 +1,8 @@
 """Losses against independent float64 numpy computations, gradients, masks and uncertain-label policies."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -105,15 +107,46 @@ def test_as_printed_is_minimised_by_pushing_p_to_one() -> None:
     assert modl_loss(saturated, l, form="bernoulli") > modl_loss(at_label, l, form="bernoulli")
 
 
+def _ref_knns(za: np.ndarray, zn: np.ndarray, s: np.ndarray, form: str, k_reduction: str) -> float:
+    """Eq. 4 element by element in plain Python loops: Σ_k (or mean_k) s_ik·KL(f_k‖f_i), mean over i, c."""
+    b, k, c = zn.shape
+    total = 0.0
+    for i in range(b):
+        for j in range(c):
+            p = 1 / (1 + math.exp(-za[i, j]))
+            terms = []
+            for n in range(k):
+                q = 1 / (1 + math.exp(-zn[i, n, j]))
+                kl = q * math.log(q / p)
+                if form == "bernoulli":
+                    kl += (1 - q) * math.log((1 - q) / (1 - p))
+                terms.append(s[i, n] * kl)
+            total += sum(terms) if k_reduction == "sum" else sum(terms) / k
+    return total / (b * c)
+
+
+@pytest.mark.parametrize("k_reduction", ["sum", "mean"])
 @pytest.mark.parametrize("form", ["bernoulli", "as_printed"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_knns_matches_numpy(form: str, seed: int) -> None:
+def test_knns_matches_independent_computation(form: str, seed: int, k_reduction: str) -> None:
     rng = np.random.default_rng(seed)
     b, k, c = 5, 4, 7
     za, zn, s = _logits(rng, (b, c)), _logits(rng, (b, k, c)), rng.uniform(0, 1, (b, k))
-    ref = (s[:, :, None] * _ref_kl(_sigmoid(zn), _sigmoid(za)[:, None, :], form)).mean()
-    got = knns_loss(torch.tensor(za), torch.tensor(zn), torch.tensor(s), form=form)
+    ref = _ref_knns(za, zn, s, form, k_reduction)
+    got = knns_loss(torch.tensor(za), torch.tensor(zn), torch.tensor(s), form=form, k_reduction=k_reduction)
     assert got.item() == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+def test_knns_sum_is_eq1_weighting() -> None:
+    """Eq. 1 puts γ·Σ_k beside BCE: with K identical neighbours the sum is K times one neighbour's term."""
+    za, zn1 = torch.randn(4, 3), torch.randn(4, 1, 3)
+    s1 = torch.rand(4, 1)
+    one = knns_loss(za, zn1, s1)
+    nine = knns_loss(za, zn1.expand(4, 9, 3), s1.expand(4, 9))
+    assert nine.item() == pytest.approx(9 * one.item(), rel=1e-5)
+    assert knns_loss(za, zn1.expand(4, 9, 3), s1.expand(4, 9), k_reduction="mean").item() == pytest.approx(one.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="k_reduction"):
+        knns_loss(za, zn1, s1, k_reduction="max")
 
 
 @pytest.mark.parametrize("form", ["bernoulli", "as_printed"])

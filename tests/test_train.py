@@ -76,7 +76,8 @@ def test_paired_runs_see_the_same_batches_and_crops(tmp_path: Path, monkeypatch)
         data = make_data()
         data["images"] = Recorder(data["images"])
         run(cfg, tmp_path / key, data)
-        served[key] = [c[:8] for c in data["images"].calls if len(c) >= 8 and c.max() < 32]  # training anchors
+        # training steps load 8 anchors (+ 2 x 8 neighbours when faithful); the bank's warm start loads 32
+        served[key] = [c[:8] for c in data["images"].calls if len(c) in (8, 24) and c.max() < 32]
     assert len(served["B"]) == 2 * 4  # 2 epochs x 32/8 steps
     for key in ("faithful", "efficient"):
         assert all(np.array_equal(a, b) for a, b in zip(served["B"], served[key], strict=True))
@@ -107,7 +108,7 @@ def test_kill_and_resume_gives_identical_weights(tmp_path: Path, monkeypatch) ->
     assert a["model"].keys() == b["model"].keys()
     for name in a["model"]:
         assert torch.equal(a["model"][name], b["model"][name]), name
-    assert torch.equal(a["bank"], b["bank"])
+    assert all(torch.equal(a["bank"][k], b["bank"][k]) for k in ("logits", "written"))
     timing = ["train_s", "train_cpu_s", "img_per_s"]
     assert straight.history.drop(columns=timing).equals(resumed.history.drop(columns=timing))
 
@@ -162,8 +163,32 @@ def test_efficient_mode_does_no_extra_forwards(tmp_path: Path, monkeypatch) -> N
                      ("faithful", config(**VARIANT, epochs=1))]:
         counts[key] = []
         run(cfg, tmp_path / key)
-    assert counts["B"] == counts["efficient"] == [8] * 4  # one forward of the anchors per step
+    assert counts["B"] == [8] * 4  # one forward of the anchors per step
+    assert counts["efficient"] == [32] + [8] * 4  # the bank's warm start (32 training rows), then as B
     assert counts["faithful"] == [8 * (1 + 2)] * 4  # anchors + K=2 neighbours each
+
+
+def test_bank_statistics_and_warm_start(tmp_path: Path) -> None:
+    h = run(config(**VARIANT, epochs=2, knns_mode="efficient"), tmp_path / "e").history
+    assert (h["bank_unseen"] == 0).all()  # warm-started: no neighbour read hits an empty row
+    assert (h["bank_age_mean"] > 0).all() and (h["bank_age_max"] >= h["bank_age_mean"]).all()
+    assert (h["bank_age_max"] <= 2).all()  # written at epoch time 0 at the latest, read before time 2
+    faithful = run(config(**VARIANT, epochs=1), tmp_path / "f").history
+    assert "bank_age_mean" not in faithful.columns
+
+
+def test_monitor_columns_do_not_choose_the_epoch(tmp_path: Path) -> None:
+    data = make_data()
+    flipped = 1.0 - data["targets"]  # a monitor that disagrees with validation must not change the choice
+    plain = run(config(epochs=2), tmp_path / "plain", data)
+    watched = run(config(epochs=2), tmp_path / "watched", data,
+                  monitor={"train_mined": (data["train_index"], data["targets"][data["train_index"]]),
+                           "val_flipped": (data["val_index"], flipped[data["val_index"]])})
+    assert {"monitor_train_mined", "monitor_val_flipped"} <= set(watched.history.columns)
+    np.testing.assert_allclose(watched.history["monitor_val_flipped"], 1 - watched.history["val_auc"], atol=1e-9)
+    assert watched.best_epoch == plain.best_epoch
+    for name, p in plain.model.state_dict().items():
+        assert torch.equal(p, watched.model.state_dict()[name]), name
 
 
 def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch) -> None:
@@ -196,6 +221,7 @@ def test_config_from_profile_variants() -> None:
     full = TrainConfig.from_profile(p, p.target_arch, seed=1, variant="B+MODL+KNNS", knns_mode="efficient")
     assert (b.lambda_modl, b.gamma_knns) == (0.0, 0.0)
     assert (full.lambda_modl, full.gamma_knns, full.knns_mode) == (p.lambda_modl, p.gamma_knns, "efficient")
+    assert full.knns_k_reduction == p.knns_k_reduction == "sum"
     assert (b.crop, b.batch_size, b.lr_gamma, b.seed) == (p.crop, p.batch_size, p.lr_gamma, 1)
     with pytest.raises(ValueError):
         TrainConfig.from_profile(p, "resnet10t", seed=0, variant="MODL")
