@@ -30,7 +30,7 @@ from paperkit import experiment as ex
 from paperkit.artifacts import write_text
 from paperkit.notebook import setup
 
-cfg, paths = setup(profile, data_root, overrides)
+cfg, paths = setup(profile, data_root, overrides, notebook="01")
 
 # %% [markdown]
 # ## Build (or load) each dataset and its image cache

@@ -31,7 +31,7 @@ from paperkit.models import count_parameters
 from paperkit.notebook import setup
 from paperkit.soft_labels import average_predictions
 
-cfg, paths = setup(profile, data_root, overrides)
+cfg, paths = setup(profile, data_root, overrides, notebook="02")
 print("references:", ", ".join(cfg.reference_archs))
 
 # %% [markdown]

@@ -27,7 +27,7 @@ from paperkit.figures import fig1_label_views
 from paperkit.losses import uncertain_targets
 from paperkit.notebook import setup
 
-cfg, paths = setup(profile, data_root, overrides)
+cfg, paths = setup(profile, data_root, overrides, notebook="03")
 
 # %%
 soft = {}

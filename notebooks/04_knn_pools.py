@@ -25,7 +25,7 @@ from paperkit import experiment as ex
 from paperkit.artifacts import write_text
 from paperkit.notebook import setup
 
-cfg, paths = setup(profile, data_root, overrides)
+cfg, paths = setup(profile, data_root, overrides, notebook="04")
 
 # %%
 pools = {}

@@ -25,7 +25,7 @@ from paperkit.models import count_parameters
 from paperkit.notebook import setup
 from paperkit.soft_labels import average_predictions
 
-cfg, paths = setup(profile, data_root, overrides)
+cfg, paths = setup(profile, data_root, overrides, notebook="07")
 layout = "chexpert" if "chexpert" in ex.layouts(cfg) else ex.layouts(cfg)[0]
 
 # %%

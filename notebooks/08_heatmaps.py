@@ -25,7 +25,7 @@ from paperkit.figures import HeatmapCase, fig5_heatmap_grid
 from paperkit.heatmaps import pcam_maps, score_masks
 from paperkit.notebook import setup
 
-cfg, paths = setup(profile, data_root, overrides)
+cfg, paths = setup(profile, data_root, overrides, notebook="08")
 layout = "nih" if "nih" in ex.layouts(cfg) else ex.layouts(cfg)[0]
 prep = ex.prepare(cfg, paths, layout)
 soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))

@@ -598,7 +598,9 @@ def write_report_index(
 ) -> Path:
     """Write ``results/<profile>/REPORT.md`` linking every table and figure present.
 
-    Tables (``paths.tables/*.md``) are linked with their CSV/TeX siblings and inlined; figures
+    The verdict (``paths.tables/verdict.md``, when written) opens the report, then the profile's
+    departures from the paper (:func:`paperkit.deviations.deviations`). Tables
+    (``paths.tables/*.md``) are linked with their CSV/TeX siblings and inlined; figures
     (``paths.figures/*.png``) are embedded with a link to their PDF; executed notebooks are listed.
 
     Parameters
@@ -606,7 +608,8 @@ def write_report_index(
     paths
         The run's layout; the folders are scanned, so the index lists exactly what exists.
     profile
-        The profile (its name and notes are shown) or its name.
+        The run's resolved profile (its name, notes and departures are shown), or a profile name
+        (a named profile's departures are shown without the run's overrides).
     dataset
         Which data the run used (``benchmark``, ``nih``, ...).
     seeds
@@ -620,11 +623,29 @@ def write_report_index(
     notes
         Extra lines for the header.
     """
+    from paperkit.config import PROFILES
+    from paperkit.deviations import deviations, markdown_table
+
     name = profile if isinstance(profile, str) else profile.name
     profile_notes = "" if isinstance(profile, str) else profile.notes
+    resolved = PROFILES.get(name) if isinstance(profile, str) else profile
     root = paths.root
-    lines = [
-        f"# Results: profile `{name}`",
+    lines = [f"# Results: profile `{name}`", ""]
+    verdict = paths.tables / "verdict.md"
+    if verdict.is_file():
+        body = verdict.read_text(encoding="utf-8").strip().splitlines()
+        if body and body[0].startswith("#"):  # its own heading would repeat "## Verdict"
+            body = body[1:]
+        lines += ["## Verdict", "", "\n".join(body).strip(), ""]
+    lines += ["## Deviations from the paper", ""]
+    if resolved is None:
+        lines += [f"(profile `{name}` is not a named profile: pass the Profile to list its departures)", ""]
+    else:
+        if isinstance(profile, str):
+            lines += ["The named profile's values; overrides of this run are not known here.", ""]
+        lines += [markdown_table(deviations(resolved)), ""]
+    lines += [
+        "## Run",
         "",
         f"- profile: `{name}`" + (f" ({profile_notes})" if profile_notes else ""),
         f"- dataset: {dataset}",
@@ -639,6 +660,7 @@ def write_report_index(
         "",
     ]
     tables = sorted(paths.tables.glob("*.md"), key=lambda p: (not p.stem.startswith("table"), p.stem)) if paths.tables.is_dir() else []
+    tables = [md for md in tables if md != verdict]
     if not tables:
         lines += ["(none written)", ""]
     for md in tables:

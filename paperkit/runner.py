@@ -142,14 +142,14 @@ def run_notebooks(
     progress: bool = False,
     echo=print,
 ) -> list[NotebookRun]:
-    """Execute ``notebooks`` in order for ``profile``; stop at the first failure.
+    """Execute ``notebooks`` in order for ``profile``; stop at the first failure; re-index ``REPORT.md``.
 
     Returns
     -------
     list of NotebookRun
         Name, wall time and executed copy of each notebook run.
     """
-    from paperkit.report import describe_hardware, git_commit
+    from paperkit.report import describe_hardware, git_commit, write_report_index
 
     paths = RunPaths.for_profile(profile.name)
     kernel = kernel or kernel_name()
@@ -159,20 +159,31 @@ def run_notebooks(
     runs: list[NotebookRun] = []
     log = _read_log(paths.run_log)
     t_all = time.perf_counter()
-    for i, nb in enumerate(notebooks, 1):
-        echo(f"[{i}/{len(notebooks)}] {nb.stem} ...", flush=True)
-        output = paths.executed / f"{nb.stem}.ipynb"
-        t0 = time.perf_counter()
-        try:
-            execute(nb, output, parameters, kernel, progress)
-        finally:
-            seconds = time.perf_counter() - t0
-        runs.append(NotebookRun(nb.stem, seconds, output))
-        log["notebooks"][nb.stem] = {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-        log.update(parameters=parameters, commit=git_commit(), hardware=describe_hardware())
-        write_json(paths.run_log, log)
-        echo(f"[{i}/{len(notebooks)}] {nb.stem} done in {_fmt(seconds)} (elapsed {_fmt(time.perf_counter() - t_all)})",
-             flush=True)
+    try:
+        for i, nb in enumerate(notebooks, 1):
+            echo(f"[{i}/{len(notebooks)}] {nb.stem} ...", flush=True)
+            output = paths.executed / f"{nb.stem}.ipynb"
+            t0 = time.perf_counter()
+            try:
+                execute(nb, output, parameters, kernel, progress)
+            finally:
+                seconds = time.perf_counter() - t0
+            runs.append(NotebookRun(nb.stem, seconds, output))
+            log["notebooks"][nb.stem] = {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+            log.update(parameters=parameters, commit=git_commit(), hardware=describe_hardware())
+            write_json(paths.run_log, log)
+            echo(f"[{i}/{len(notebooks)}] {nb.stem} done in {_fmt(seconds)} "
+                 f"(elapsed {_fmt(time.perf_counter() - t_all)})", flush=True)
+    finally:
+        # Re-index after every call, failed or partial (--only, --from) included, so REPORT.md
+        # always lists what is on disk. The results on disk come from each notebook's latest run,
+        # so their cost is the sum of those runs' times in the log.
+        wall = sum(entry["seconds"] for entry in log["notebooks"].values())
+        ran = ", ".join(r.name for r in runs) or "none"
+        write_report_index(paths, profile, profile.dataset, profile.seeds, wall, log.get("hardware"),
+                           commit=log.get("commit"),
+                           notes=[f"wall time: the sum of each notebook's latest run ({paths.run_log.name}); "
+                                  f"the last runner call finished: {ran}"])
     return runs
 
 

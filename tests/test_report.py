@@ -164,6 +164,33 @@ def test_report_index_lists_every_table_and_figure():
         assert needle in text, needle
 
 
+def test_report_index_opens_with_verdict_then_deviations():
+    from paperkit.config import apply_overrides, get_profile
+
+    paths = RunPaths.for_profile("cpu")
+    write_table(table1_nih(_result(NIH_CLASSES, METHODS, n_boot=20)), paths.tables)
+    (paths.tables / "verdict.md").write_text("# Verdict\n\nB+MODL+KNNS beats B on both layouts.\n")
+    cfg = apply_overrides(get_profile("cpu"), {"epochs": 3})
+    text = write_report_index(paths, cfg, cfg.dataset, cfg.seeds, 60.0, "test machine", commit="abc").read_text()
+    lines = text.splitlines()
+    assert lines[0] == "# Results: profile `cpu`" and lines[2] == "## Verdict"
+    assert lines[4] == "B+MODL+KNNS beats B on both layouts."
+    assert "# Verdict" not in text.replace("## Verdict", "")
+    assert text.index("## Verdict") < text.index("## Deviations from the paper") < text.index("## Tables")
+    assert "| what | ours | paper | why |" in text
+    assert "| `epochs` | 3 (override) | 10 |" in text and "| `knns_mode` | efficient | faithful |" in text
+    assert "### verdict" not in text and "### table1_nih_auc" in text
+
+
+def test_report_index_without_verdict_starts_with_deviations():
+    paths = RunPaths.for_profile("nih")
+    text = write_report_index(paths, "nih", "nih", [0], 1.0, "test machine", commit="abc").read_text()
+    assert "## Verdict" not in text
+    section = text[text.index("## Deviations from the paper"):text.index("## Run")]
+    assert "overrides of this run are not known" in section
+    assert "`epochs`" not in section and "per-class Bernoulli KL" in section  # only the kit's choices
+
+
 def test_localisation_table(tmp_path):
     from paperkit.report import localisation_table
 

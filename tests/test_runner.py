@@ -102,6 +102,32 @@ def test_failing_notebook_exits_non_zero_naming_it(notebooks, monkeypatch, capsy
     assert list(json.loads(paths.run_log.read_text())["notebooks"]) == ["01_good"]
 
 
+def test_only_run_rewrites_the_report_from_disk(notebooks, monkeypatch):
+    """``--only 02`` re-indexes REPORT.md: tables written since, and the wall time summed over the log."""
+    from paperkit.paths import RunPaths
+
+    paths = RunPaths.for_profile("smoke")
+    paths.tables.mkdir(parents=True)
+    (paths.tables / "ablation_k_sweep.md").write_text("**ablation_k_sweep**: K sweep\n")
+    paths.report.write_text("stale\n")
+    paths.run_log.write_text(json.dumps({"notebooks": {"01_good": {"seconds": 100.0}}}))
+
+    def fake_execute(notebook, output, parameters, kernel, progress=False):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text("{}")
+
+    real = runner.list_notebooks
+    monkeypatch.setattr(runner, "list_notebooks", lambda: real(notebooks))
+    monkeypatch.setattr(runner, "execute", fake_execute)
+    assert cli.main(["run", "--profile", "smoke", "--only", "02", "--kernel", "python3", "-p", "epochs=3"]) == 0
+    text = paths.report.read_text()
+    assert "stale" not in text and "### ablation_k_sweep" in text
+    assert "| `epochs` | 3 (override) | 10 |" in text  # the run's resolved profile
+    seconds = sum(e["seconds"] for e in json.loads(paths.run_log.read_text())["notebooks"].values())
+    assert seconds >= 100.0 and "wall time: 0:01:40" in text
+    assert "the last runner call finished: 02_bad" in text
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
