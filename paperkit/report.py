@@ -251,6 +251,40 @@ def table1_nih(
     )
 
 
+#: Google's 2019 relabel findings scored by :func:`paperkit.experiment.relabel_evaluation` (its
+#: ``GOOGLE_FINDINGS``); Fracture and Airspace opacity have no NIH class.
+GOOGLE_RELABEL_FINDINGS: tuple[str, ...] = ("Pneumothorax", "Nodule or mass")
+
+
+def table_google_relabel(result: ComparisonResult, *, seed_stats: pd.DataFrame | None = None) -> ReportTable:
+    """Per-finding AUC against Google's radiologist relabels of NIH test images (not in the paper).
+
+    Parameters
+    ----------
+    result
+        :func:`paperkit.experiment.relabel_evaluation`: Google's findings on the test images it relabelled.
+    seed_stats
+        Optional :func:`~paperkit.evaluate.seed_summary` over training seeds (adds a mean ± sd row).
+    """
+    _check_classes(result, GOOGLE_RELABEL_FINDINGS, "The Google relabel table")
+    classes = list(result.classes)
+    no_paper = pd.DataFrame(columns=[*classes, MEAN], dtype=float)  # the paper has no such table
+    table = _auc_table(result, no_paper, classes, classes, "table_google_relabel_auc", "", seed_stats, {})
+    display = table.display.drop(index=[_STAT_PAPER, _STAT_DELTA], level="value")
+    tidy = table.tidy.drop(columns=["paper_row", "paper", "ours_minus_paper"])
+    caption = (f"Identification AUC (%) against Google's radiologist labels for {result.n_images} NIH test images "
+               f"({result.n_patients} patients) of the findings {', '.join(classes)}; not in the paper, whose "
+               "Table 1 scores all 14 findings against NIH's mined labels.")
+    notes = (
+        "Labels: Google's 2019 adjudicated radiologist relabels (google2019_nih-chest-xray-labels.csv), only on "
+        "the test images Google relabelled; Table 1 is unaffected by them.",
+        "Google grades 'Nodule or mass' as one finding: a model's score is the larger of its Nodule and Mass "
+        "probabilities. Google's Fracture and Airspace opacity have no NIH class and are not scored.",
+        *table.notes,
+    )
+    return ReportTable(table.stem, caption, tidy, display, notes)
+
+
 def table2_chexpert(
     result: ComparisonResult,
     *,
@@ -636,9 +670,7 @@ def write_report_index(
         body = verdict.read_text(encoding="utf-8").strip().splitlines()
         if body and body[0].startswith("#"):  # its own heading would repeat "## Verdict"
             body = body[1:]
-        links = [f"[{ext}]({verdict.with_suffix('.' + ext).relative_to(root).as_posix()})"
-                 for ext in ("csv", "tex") if verdict.with_suffix("." + ext).is_file()]
-        lines += ["## Verdict", "", "\n".join(body).strip(), ""] + ([f"({', '.join(links)})", ""] if links else [])
+        lines += ["## Verdict", "", "\n".join(body).strip(), ""]
     lines += ["## Deviations from the paper", ""]
     if resolved is None:
         lines += [f"(profile `{name}` is not a named profile: pass the Profile to list its departures)", ""]
