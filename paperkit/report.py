@@ -670,7 +670,9 @@ def write_report_index(
         body = verdict.read_text(encoding="utf-8").strip().splitlines()
         if body and body[0].startswith("#"):  # its own heading would repeat "## Verdict"
             body = body[1:]
-        lines += ["## Verdict", "", "\n".join(body).strip(), ""]
+        links = [f"[{ext}]({verdict.with_suffix('.' + ext).relative_to(root).as_posix()})"
+                 for ext in ("csv", "tex") if verdict.with_suffix("." + ext).is_file()]
+        lines += ["## Verdict", "", "\n".join(body).strip(), ""] + ([f"({', '.join(links)})", ""] if links else [])
     lines += ["## Deviations from the paper", ""]
     if resolved is None:
         lines += [f"(profile `{name}` is not a named profile: pass the Profile to list its departures)", ""]

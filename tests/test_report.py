@@ -170,6 +170,7 @@ def test_report_index_opens_with_verdict_then_deviations():
     paths = RunPaths.for_profile("cpu")
     write_table(table1_nih(_result(NIH_CLASSES, METHODS, n_boot=20)), paths.tables)
     (paths.tables / "verdict.md").write_text("# Verdict\n\nB+MODL+KNNS beats B on both layouts.\n")
+    (paths.tables / "verdict.csv").write_text("layout,gain\n")
     cfg = apply_overrides(get_profile("cpu"), {"epochs": 3})
     text = write_report_index(paths, cfg, cfg.dataset, cfg.seeds, 60.0, "test machine", commit="abc").read_text()
     lines = text.splitlines()
@@ -180,6 +181,7 @@ def test_report_index_opens_with_verdict_then_deviations():
     assert "| what | ours | paper | why |" in text
     assert "| `epochs` | 3 (override) | 10 |" in text and "| `knns_mode` | efficient | faithful |" in text
     assert "### verdict" not in text and "### table1_nih_auc" in text
+    assert "([csv](tables/verdict.csv))" in text
 
 
 def test_report_index_without_verdict_starts_with_deviations():
