@@ -6,9 +6,12 @@ Every model is ``Classifier(backbone, head)``: the backbone turns an image into 
 is the heatmap.
 
 The paper trains six ImageNet-pretrained references (DenseNet-121/169/201, Inception-ResNet-v2,
-Xception, NASNetLarge) and a DenseNet-121 target. Nothing is downloaded here: ImageNet weights are
-read only from a local file the user names (``pretrained=PATH``); without one, models train from
-scratch and the kit says so once.
+Xception, NASNetLarge) and a DenseNet-121 target. ``create_model(pretrained=...)`` starts from
+timm's ImageNet weights (``"imagenet"``: timm downloads and caches them), from a local state dict
+in timm's layout (a path; :mod:`paperkit.weights` writes such files for offline machines), or from
+scratch (``None``; the kit says so once). Both weight sources go through one loader, so a 3-channel
+stem becomes a 1-channel one the same way (RGB summed). The small CPU architectures registered
+here have no ImageNet weights.
 """
 from __future__ import annotations
 
@@ -25,10 +28,13 @@ from timm.models import register_model
 from torch import nn
 
 from paperkit.config import CPU_REFERENCES, PAPER_REFERENCES
+from paperkit.weights import verify_file
 
 log = logging.getLogger(__name__)
 
 HEADS = ("avg", "pcam")
+#: ``create_model(pretrained=IMAGENET)`` starts from timm's ImageNet weights.
+IMAGENET = "imagenet"
 
 #: What each architecture is in the paper or in the CPU profiles. Parameter counts are for a
 #: 1-channel backbone with a 14-class head (``count_parameters(create_model(arch, 14))``).
@@ -261,18 +267,21 @@ def create_model(
     head
         ``"pcam"`` (the default, as in the CheXpert top solutions) or ``"avg"``.
     pretrained
-        Path of a local state dict in timm's layout (e.g. ImageNet weights). A 3-channel stem
-        is summed to ``in_chans=1``; classifier weights are skipped; missing or unexpected keys
-        are logged. ``None`` trains from scratch.
+        ``"imagenet"`` for timm's ImageNet weights (downloaded once into timm's cache), or the
+        path of a local state dict in timm's layout (checked against a ``MANIFEST.json`` beside
+        it, see :mod:`paperkit.weights`). Either way a 3-channel stem is summed to
+        ``in_chans=1``, classifier weights are skipped, and missing or unexpected keys are
+        logged. ``None`` trains from scratch.
     drop_rate
         Dropout on the pooled features, before the final linear layer.
 
     Raises
     ------
     ValueError
-        On an unknown ``head`` or a weights file that matches none of the backbone's keys.
+        On an unknown ``head``, ``"imagenet"`` for an architecture without ImageNet weights, or a
+        weights file that matches none of the backbone's keys (or its manifest's sha256).
     FileNotFoundError
-        If ``pretrained`` does not exist.
+        If the ``pretrained`` file does not exist.
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -284,9 +293,47 @@ def create_model(
     )
     if pretrained is None:
         _log_scratch_once()
+    elif isinstance(pretrained, str) and pretrained == IMAGENET:
+        source = f"timm's ImageNet weights for {arch} ({imagenet_source(arch)})"
+        load_state_into_backbone(model, imagenet_state_dict(arch), source, skip_prefixes=skipped)
     else:
         load_backbone_weights(model, pretrained, skip_prefixes=skipped)
     return model
+
+
+def has_imagenet_weights(arch: str) -> bool:
+    """Whether timm publishes ImageNet weights for ``arch`` (the small CPU architectures: no)."""
+    cfg = timm.models.get_pretrained_cfg(arch) if timm.is_model(arch) else None
+    return bool(cfg and (cfg.hf_hub_id or cfg.url or cfg.file))
+
+
+def imagenet_source(arch: str) -> str:
+    """Where timm fetches ``arch``'s ImageNet weights: a Hugging Face hub id, else a URL or file."""
+    cfg = timm.models.get_pretrained_cfg(arch) if timm.is_model(arch) else None
+    return (cfg and (cfg.hf_hub_id or cfg.url or cfg.file)) or ""
+
+
+def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """timm's ImageNet state dict of ``arch`` in timm's own layout (3-channel stem, classifier kept).
+
+    timm downloads the file once into its cache (Hugging Face hub or torch hub) and reads it from
+    there afterwards. The state dict is what :func:`paperkit.weights.save_weights` writes, so a
+    model built from a saved folder equals one built with ``pretrained="imagenet"``.
+
+    Raises
+    ------
+    ValueError
+        If timm has no ImageNet weights for ``arch`` (timm itself would only warn and start from
+        random weights).
+    """
+    if not timm.is_model(arch):
+        raise ValueError(f"{arch!r} is not a timm architecture; see paperkit.models.MODEL_INFO for the ones used here")
+    if not has_imagenet_weights(arch):
+        raise ValueError(
+            f"{arch} has no ImageNet weights (paperkit's small CPU architectures train from scratch): "
+            f"use pretrained='none', or a folder holding {arch}.pth"
+        )
+    return timm.create_model(arch, pretrained=True).state_dict()
 
 
 def pretrained_source(pretrained: str, arch: str) -> str:
@@ -331,33 +378,52 @@ _scratch_logged = False
 def _log_scratch_once() -> None:
     global _scratch_logged
     if not _scratch_logged:
-        log.warning("no pretrained weights given: training from scratch (pass pretrained=PATH to load a local file)")
+        log.warning("no pretrained weights given: training from scratch (the profile's pretrained=imagenet or "
+                    "pretrained=/folder/of/<arch>.pth loads ImageNet weights)")
         _scratch_logged = True
 
 
 def load_backbone_weights(
     model: Classifier, path: str | os.PathLike, *, skip_prefixes: tuple[str, ...] = ()
 ) -> dict[str, list[str]]:
-    """Load a local timm-layout state dict into ``model.backbone``.
+    """Load a local timm-layout state dict into ``model.backbone``, as :func:`load_state_into_backbone`.
 
-    The first convolution is adapted to the model's ``in_chans`` (summed over RGB for one
-    channel, timm's ``adapt_input_conv``); the source's classifier keys (and ``skip_prefixes``)
-    are ignored. Returns ``{"missing": [...], "unexpected": [...]}`` and logs both.
+    If a ``MANIFEST.json`` beside the file lists it, the file's sha256 must match (see
+    :func:`paperkit.weights.verify_file`).
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If no key of the file matches the backbone (wrong architecture or layout).
+        If the file's sha256 differs from its manifest, or no key of the file matches the
+        backbone (wrong architecture or layout).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"pretrained weights {path} not found; give a local state dict in timm's layout or "
-            f"pretrained=None to train from scratch"
+            f"pretrained weights {path} not found; give a local state dict in timm's layout "
+            f"(python -m paperkit weights --out DIR writes them), 'imagenet', or None to train from scratch"
         )
-    state = _read_state_dict(path)
+    verify_file(path)
+    return load_state_into_backbone(model, _read_state_dict(path), str(path), skip_prefixes=skip_prefixes)
+
+
+def load_state_into_backbone(
+    model: Classifier, state: dict[str, torch.Tensor], source: str, *, skip_prefixes: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
+    """Load a timm-layout state dict (a local file's or timm's ImageNet one) into ``model.backbone``.
+
+    The first convolution is adapted to the model's ``in_chans`` (summed over RGB for one
+    channel, timm's ``adapt_input_conv``, as timm's own ``in_chans=1`` loading does); the
+    source's classifier keys (and ``skip_prefixes``) are ignored. Returns
+    ``{"missing": [...], "unexpected": [...]}`` and logs both; ``source`` names the weights there.
+
+    Raises
+    ------
+    ValueError
+        If no key of ``state`` matches the backbone (wrong architecture or layout).
+    """
     cfg = model.backbone.pretrained_cfg
     classifier = cfg.get("classifier") or ()
     ignore = tuple(c + "." for c in ((classifier,) if isinstance(classifier, str) else classifier))
@@ -373,12 +439,12 @@ def load_backbone_weights(
     own = model.backbone.state_dict()
     matched = [k for k in state if k in own]
     if not matched:
-        raise ValueError(f"no key of {path} matches {model.arch}'s backbone; is it a timm {model.arch} state dict?")
+        raise ValueError(f"no key of {source} matches {model.arch}'s backbone; is it a timm {model.arch} state dict?")
     result = model.backbone.load_state_dict(state, strict=False)
     report = {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
-    log.info("loaded %d tensors from %s into %s", len(matched), path, model.arch)
+    log.info("loaded %d tensors from %s into %s", len(matched), source, model.arch)
     if report["missing"] or report["unexpected"]:
-        log.warning("%s: missing keys %s; unexpected keys %s", path, report["missing"], report["unexpected"])
+        log.warning("%s: missing keys %s; unexpected keys %s", source, report["missing"], report["unexpected"])
     return report
 
 

@@ -77,7 +77,13 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def check_profile(profile: Profile) -> None:
-    """Fail fast, before any notebook runs, on a missing or absent data root."""
+    """Fail fast, before any notebook runs, on a missing or absent data root or unavailable pretrained weights.
+
+    The weights check (:func:`paperkit.weights.check_pretrained`) takes seconds: an offline
+    machine asked for ``pretrained=imagenet`` fails here rather than inside the first training.
+    """
+    from paperkit.weights import check_pretrained
+
     if profile.needs_data_root:
         if not profile.data_root:
             raise ConfigError(
@@ -85,6 +91,7 @@ def check_profile(profile: Profile) -> None:
             )
         if not Path(profile.data_root).is_dir():
             raise ConfigError(f"--data-root {profile.data_root!r} does not exist or is not a folder")
+    check_pretrained(profile)
 
 
 def kernel_name() -> str:

@@ -1,4 +1,4 @@
-"""Model factory: shapes, the PCAM identity, parameter counts, channels, local pretrained weights."""
+"""Model factory: shapes, the PCAM identity, parameter counts, channels, local and ImageNet pretrained weights."""
 from __future__ import annotations
 
 import logging
@@ -126,9 +126,18 @@ def test_unknown_head() -> None:
         create_model(ARCH, 2, head="max")
 
 
-def test_pretrained_path() -> None:
-    assert models.pretrained_path("", "densenet121") is None
-    assert models.pretrained_path("/w", "densenet121") == Path("/w/densenet121.pth")
+@pytest.mark.parametrize("pretrained, expected", [("none", ""), ("", ""), ("imagenet", "imagenet"),
+                                                  ("/w", "/w/densenet121.pth")])
+def test_pretrained_source(pretrained: str, expected: str) -> None:
+    assert models.pretrained_source(pretrained, "densenet121") == expected
+
+
+@pytest.mark.parametrize("arch", ["densenet_tiny", "efficientnet_tiny"])
+def test_imagenet_refused_for_tiny_archs(arch: str) -> None:
+    """timm would only warn and start from random weights; create_model names the arch instead."""
+    assert not models.has_imagenet_weights(arch) and models.has_imagenet_weights("densenet121")
+    with pytest.raises(ValueError, match=f"{arch} has no ImageNet weights"):
+        create_model(arch, 3, pretrained="imagenet")
 
 
 @pytest.mark.parametrize("arch", models.TINY_ARCHS)
