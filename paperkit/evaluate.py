@@ -557,42 +557,6 @@ def roc_points(y_true: np.ndarray, score: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
 
 
-def reliability(y_true: np.ndarray, prob: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
-    """Reliability diagram data (scikit-learn's ``calibration_curve``, uniform bins) with bin counts.
-
-    ``y_true`` and ``prob`` may be ``[n]`` or ``[n, C]`` (pooled over classes); NaN labels dropped.
-    Empty bins are omitted, as in scikit-learn.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``mean_predicted, fraction_positive, count``.
-    """
-    y = np.asarray(y_true, dtype=float).ravel()
-    p = np.asarray(prob, dtype=float).ravel()
-    if y.shape != p.shape:
-        raise ValueError(f"labels {y.shape} and probabilities {p.shape} differ in shape")
-    if p.min() < 0 or p.max() > 1:
-        raise ValueError("reliability needs probabilities in [0, 1], not logits")
-    known = np.isfinite(y)
-    y, p = y[known], p[known]
-    frac_pos, mean_pred = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
-    # the same bin assignment as calibration_curve, to attach counts to its non-empty bins
-    bin_ids = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], p)
-    counts = np.bincount(bin_ids, minlength=n_bins)
-    return pd.DataFrame({"mean_predicted": mean_pred, "fraction_positive": frac_pos, "count": counts[counts > 0]})
-
-
-def expected_calibration_error(table: pd.DataFrame) -> float:
-    """Count-weighted mean ``|fraction_positive - mean_predicted|`` of a :func:`reliability` table."""
-    w = table["count"].to_numpy(dtype=float)
-    gap = np.abs(table["fraction_positive"] - table["mean_predicted"]).to_numpy()
-    return float((w * gap).sum() / w.sum())
-
-
-# ------------------------------------------------------------------------------------------------
-# Cost of a model or an ensemble (Table 3; parameters: paperkit.models.count_parameters)
-# ------------------------------------------------------------------------------------------------
 def inference_throughput(
     models: "torch.nn.Module | Sequence[torch.nn.Module]",
     input_shape: tuple[int, int, int],

@@ -22,7 +22,7 @@ from paperkit.data.chexpert import load_chexpert
 from paperkit.data.datasets import DataError, XrayDataset
 from paperkit.data.labels import CHEXPERT_TASKS, NIH_CLASSES
 from paperkit.data.nih import GOOGLE_NAMES, find_file, load_nih
-from paperkit.evaluate import ComparisonResult, compare_models
+from paperkit.evaluate import ComparisonResult, clean_vs_noisy, compare_models
 from paperkit.knn import load_pools, neighbour_pools, save_pools
 from paperkit.losses import uncertain_targets
 from paperkit.paths import RunPaths
@@ -114,26 +114,28 @@ def prepare(cfg: Profile, paths: RunPaths, layout: str, *, noise: float | None =
     policy
         CheXpert uncertain-label policy other than the profile's (the U-Ones/U-Zeros/LSR baselines).
     """
+    data_seed = DATA_SEED
     if cfg.dataset == "benchmark":
         level = cfg.noise if noise is None else noise
-        root = paths.benchmark_layout(layout, None if noise is None else level)
+        data_seed = cfg.benchmark_seed
+        root = paths.benchmark_layout(layout, None if noise is None else level, data_seed)
         from paperkit.data.benchmark import generate_benchmark
 
-        generate_benchmark(root, layout, cfg.n_images, cfg.render_size, seed=DATA_SEED, noise=level,
+        generate_benchmark(root, layout, cfg.n_images, cfg.render_size, seed=data_seed, noise=level,
                            progress=progress)
-        key = layout if noise is None else f"{layout}-noise{level:g}"
+        key = root.name
     else:
         root, key = Path(cfg.data_root), layout
     if layout == "nih":
         split = "official" if cfg.dataset == "benchmark" else cfg.split
-        dataset = load_nih(root, split=split, seed=DATA_SEED, val_fraction=cfg.val_fraction)
+        dataset = load_nih(root, split=split, seed=data_seed, val_fraction=cfg.val_fraction)
         eval_classes = NIH_CLASSES
     else:
-        dataset = load_chexpert(root, frontal_only=cfg.frontal_only, seed=DATA_SEED, val_fraction=cfg.val_fraction)
+        dataset = load_chexpert(root, frontal_only=cfg.frontal_only, seed=data_seed, val_fraction=cfg.val_fraction)
         eval_classes = CHEXPERT_TASKS
     images = build_cache(dataset.paths, paths.image_cache(f"{key}-{cfg.resize}px"), size=cfg.resize,
                          progress=progress)
-    targets, mask = uncertain_targets(dataset.labels, policy or cfg.uncertain_policy, seed=DATA_SEED)
+    targets, mask = uncertain_targets(dataset.labels, policy or cfg.uncertain_policy, seed=data_seed)
     columns = np.array([dataset.classes.index(c) for c in eval_classes])
     return Prepared(key, layout, dataset, images, targets, mask, tuple(eval_classes), columns)
 
@@ -153,10 +155,33 @@ def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: st
     soft = soft if config.lambda_modl > 0 else None
     pools = pools if config.gamma_knns > 0 else None
     train = prep.rows("train") if rows is None else rows
+    watched = rows is None and not changes and seed == cfg.seeds[0] and variant in MEMORISATION_VARIANTS
+    monitor = memorisation_monitor(cfg, prep) if watched else None
     return fit(config, prep.images, train, prep.rows("val"), prep.targets, prep.mask,
                paths.run_dir(f"{prep.key}/{name}"), soft_labels=soft, pools=pools,
-               val_labels=_validation_labels(prep),
-               class_names=prep.classes, progress=False)
+               val_labels=_validation_labels(prep), class_names=prep.classes, monitor=monitor, progress=False)
+
+
+#: The runs whose memorisation curves notebook 05 draws (first seed, the profile's own settings).
+MEMORISATION_VARIANTS = ("B", "B+MODL+KNNS")
+
+
+def memorisation_monitor(cfg: Profile, prep: Prepared) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """What the memorisation figure needs each epoch, on the embedded benchmark only (teaching).
+
+    ``train_mined``: the training images against the mined labels they are trained on (rising far
+    above the clean-label curve = memorising the noise); ``test_clean``: the test images against
+    the clean truth. Only the evaluated findings count. ``None`` unless the profile's ``teaching``
+    asks for ``memorisation`` and the data is the benchmark (complete clean labels).
+    """
+    own_data = RunPaths(Path()).benchmark_layout(prep.layout, None, cfg.benchmark_seed).name
+    if "memorisation" not in cfg.teaching or cfg.dataset != "benchmark" or prep.key != own_data:
+        return None
+    train, test = prep.rows("train"), prep.rows("test")
+    keep = np.full(len(prep.classes), np.nan)
+    keep[prep.eval_columns] = 1.0  # other findings are NaN: not scored
+    return {"train_mined": (train, _validation_labels(prep)[train] * keep),
+            "test_clean": (test, prep.dataset.clean_labels[test] * keep)}
 
 
 def _validation_labels(prep: Prepared) -> np.ndarray:
@@ -267,6 +292,18 @@ def evaluate(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray], refe
     scores = {m: p[:, prep.eval_columns] for m, p in probs.items()}
     return compare_models(prep.labels(split, clean), scores, prep.dataset.patient_ids[rows],
                           prep.eval_classes, reference=reference, n_boot=cfg.bootstrap, seed=0)
+
+
+def clean_vs_mined(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Mean test AUC (%) of each model against the clean and against the mined test labels, with the
+    gap (benchmark only): label noise in the *test* set caps the AUC one can measure."""
+    rows = prep.rows("test")
+    table = clean_vs_noisy(prep.labels("test", clean=True), prep.labels("test", clean=False),
+                           {m: p[:, prep.eval_columns] for m, p in probs.items()}, prep.dataset.patient_ids[rows],
+                           prep.eval_classes, n_boot=cfg.bootstrap)
+    mean = table[table["class"] == "Mean"].set_index("model")[["auc_clean", "auc_noisy", "noise_gap"]]
+    return (100 * mean.rename(columns={"auc_clean": "clean labels", "auc_noisy": "mined labels",
+                                       "noise_gap": "mined − clean"})).round(2)
 
 
 def finding_mask(prep: Prepared, row: int, finding: str, cfg: Profile) -> np.ndarray | None:

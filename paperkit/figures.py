@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 
 from paperkit import paper_numbers
 from paperkit.artifacts import atomic_path
-from paperkit.evaluate import MEAN, ComparisonResult, expected_calibration_error, per_class_auc, reliability, roc_points
+from paperkit.evaluate import MEAN, ComparisonResult, per_class_auc, roc_points
 from paperkit.heatmaps import Box, overlay
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -239,70 +239,76 @@ def fig5_heatmap_grid(
 
 
 # ------------------------------------------------------------------------------------------------
-# Teaching figures
+# Teaching figures: loss terms, memorisation curves, the noise x lambda grid
 # ------------------------------------------------------------------------------------------------
-def teach_noise_gain(
-    results: Mapping[float, ComparisonResult],
-    out_dir: str | Path,
-    *,
-    stem: str = "teach_auc_gain_vs_noise",
-) -> list[Path]:
-    """Mean-AUC gain of every model over the reference against the label-noise level, with CIs.
+def teach_memorisation(frame: pd.DataFrame, out_dir: str | Path, *, stem: str = "teach_memorisation") -> list[Path]:
+    """Per-epoch AUC of B and B+MODL+KNNS on the training images against their mined labels (dashed)
+    and on the test images against the clean labels (solid), one panel per layout.
 
     Parameters
     ----------
-    results
-        Noise level -> :func:`~paperkit.evaluate.compare_models` on that level's test set.
+    frame
+        :func:`paperkit.ablations.memorisation_frame` (``layout, variant, epoch, curve, auc``).
     """
-    rows = []
-    for noise, res in sorted(results.items()):
-        for row in res.diff[res.diff["class"] == MEAN].itertuples(index=False):
-            rows.append({"noise": noise, "model": row.model, "gain": 100 * row.diff, "lo": 100 * row.ci_low, "hi": 100 * row.ci_high})
-    table = pd.DataFrame(rows)
-    colours = _palette(list(dict.fromkeys(table["model"])))
-    fig = _new_figure(5.2, 3.8)
-    ax = fig.subplots()
-    for model, part in table.groupby("model", sort=False):
-        ax.errorbar(part["noise"], part["gain"], yerr=[part["gain"] - part["lo"], part["hi"] - part["gain"]],
-                    fmt="o-", capsize=3, color=colours[model], label=model)
-    ax.axhline(0, color="grey", lw=0.8)
-    reference = next(iter(results.values())).reference
-    ax.set_xlabel("label-noise scale (0 = clean, 1 = measured NIH rates)")
-    ax.set_ylabel(f"mean AUC gain over {reference} (% points)")
-    ax.legend(fontsize=8)
+    layouts = list(dict.fromkeys(frame["layout"]))
+    fig = _new_figure(4.6 * len(layouts), 3.6)
+    axes = np.atleast_1d(fig.subplots(1, len(layouts), sharey=True))
+    colours = _palette(list(dict.fromkeys(frame["variant"])))
+    styles = {"train vs mined": "--", "test vs clean": "-", "validation vs mined": ":"}
+    for ax, layout in zip(axes, layouts):
+        for (variant, curve), part in frame[frame["layout"] == layout].groupby(["variant", "curve"], sort=False):
+            ax.plot(part["epoch"], part["auc"], styles[curve], marker="o", ms=3, color=colours[variant],
+                    label=f"{variant}: {curve}")
+        ax.set(title=f"{layout} layout", xlabel="epoch")
+    axes[0].set_ylabel("mean AUC (%)")
+    axes[-1].legend(fontsize=7)
     return save_figure(fig, out_dir, stem)
 
 
-def teach_reliability(
-    y_true: np.ndarray,
-    probabilities: Mapping[str, np.ndarray],
-    out_dir: str | Path,
-    *,
-    n_bins: int = 10,
-    stem: str = "teach_reliability",
-) -> list[Path]:
-    """Reliability diagram (all classes pooled) of each model, expected calibration error in the legend.
+def teach_noise_lambda_grid(grid: pd.DataFrame, out_dir: str | Path, *,
+                            stem: str = "teach_noise_lambda_grid") -> list[Path]:
+    """Annotated heatmap of the gain over B (AUC points) by noise level (rows) and λ = γ (columns),
+    each cell with its 95 % CI; the cell validation would choose at each noise level is boxed.
 
     Parameters
     ----------
-    y_true
-        ``[n, C]`` labels in {0, 1, NaN}.
-    probabilities
-        ``{model: [n, C]}`` predicted probabilities, e.g. B and the target.
+    grid
+        :func:`paperkit.ablations.noise_lambda_grid`.
     """
-    colours = _palette(list(probabilities))
-    fig = _new_figure(4.4, 4.2)
+    gain = grid.pivot(index="noise", columns="weight", values="gain")
+    text = grid.assign(label=[f"{g:+.2f}\n[{lo:+.2f}, {hi:+.2f}]" for g, lo, hi in
+                              grid[["gain", "ci_low", "ci_high"]].to_numpy()]).pivot(index="noise", columns="weight",
+                                                                                      values="label")
+    fig = _new_figure(1.9 * gain.shape[1] + 1.6, 1.1 * gain.shape[0] + 1.2)
     ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey", label="perfect calibration")
-    for name, p in probabilities.items():
-        table = reliability(y_true, p, n_bins=n_bins)
-        ece = expected_calibration_error(table)
-        sns.lineplot(data=table, x="mean_predicted", y="fraction_positive", marker="o", ax=ax,
-                     color=colours[name], label=f"{name} (ECE {ece:.3f})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_aspect("equal")
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("fraction positive")
-    ax.legend(fontsize=8, loc="upper left")
+    limit = max(float(np.nanmax(np.abs(gain.to_numpy()))), 0.5)
+    sns.heatmap(gain, annot=text.to_numpy(), fmt="", cmap="RdBu", center=0, vmin=-limit, vmax=limit, ax=ax,
+                cbar_kws={"label": "gain over B (mean AUC points)"}, annot_kws={"fontsize": 8})
+    for noise, weight in grid.loc[grid["chosen"], ["noise", "weight"]].to_numpy():
+        ax.add_patch(Rectangle((list(gain.columns).index(weight), list(gain.index).index(noise)), 1, 1,
+                               fill=False, lw=2, ec="black"))
+    ax.set(xlabel="λ = γ", ylabel="label-noise scale", xticklabels=[f"{w:g}" for w in gain.columns],
+           yticklabels=[f"{n:g}" for n in gain.index])
+    ax.set_title("boxed: chosen on validation (mined labels)", fontsize=8)
+    return save_figure(fig, out_dir, stem)
+
+
+def teach_loss_terms(history: pd.DataFrame, out_dir: str | Path, *, stem: str = "teach_loss_terms") -> list[Path]:
+    """Per-epoch BCE, MODL and KNNS terms (unweighted) and validation AUC, one panel each.
+
+    Parameters
+    ----------
+    history
+        Concatenated ``metrics.csv`` rows with ``layout`` and ``variant`` columns.
+    """
+    terms = ("bce", "modl", "knns", "val_auc")
+    fig = _new_figure(3.4 * len(terms), 3.0)
+    axes = fig.subplots(1, len(terms))
+    colours = _palette(list(dict.fromkeys(history["variant"])))
+    markers = dict(zip(dict.fromkeys(history["layout"]), "os^D"))
+    for ax, term in zip(axes, terms):
+        for (layout, variant), part in history.groupby(["layout", "variant"], sort=False):
+            ax.plot(part["epoch"], part[term], marker=markers[layout], color=colours[variant], label=f"{layout} {variant}")
+        ax.set(title=term, xlabel="epoch")
+    axes[0].legend(fontsize=7)
     return save_figure(fig, out_dir, stem)

@@ -26,7 +26,7 @@ def setup(profile: str, data_root: str = "", overrides: Mapping[str, Any] | None
     if data_root:
         changes["data_root"] = str(Path(data_root).expanduser().resolve())
     cfg = resolve(profile, changes)
-    paths = RunPaths.for_profile(cfg.name)
+    paths = RunPaths.for_profile(cfg)
     paths.root.mkdir(parents=True, exist_ok=True)
     random.seed(seed)
     np.random.seed(seed)

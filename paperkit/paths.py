@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from paperkit.config import Profile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -25,8 +29,11 @@ class RunPaths:
     root: Path
 
     @classmethod
-    def for_profile(cls, profile_name: str) -> "RunPaths":
-        return cls(results_root() / profile_name)
+    def for_profile(cls, profile: "Profile | str") -> "RunPaths":
+        """``results/<name>/``: a profile's ``results_name`` when set (profiles that add runs to
+        another's folder), else its name."""
+        name = profile if isinstance(profile, str) else (profile.results_name or profile.name)
+        return cls(results_root() / name)
 
     # --- data ---------------------------------------------------------------------------------
     @property
@@ -34,8 +41,9 @@ class RunPaths:
         """Embedded benchmark, one sub-folder per layout (``nih``, ``chexpert``)."""
         return self.root / "benchmark"
 
-    def benchmark_layout(self, layout: str, noise: float | None = None) -> Path:
-        suffix = "" if noise is None else f"-noise{noise:g}"
+    def benchmark_layout(self, layout: str, noise: float | None = None, seed: int = 0) -> Path:
+        """One benchmark draw; its folder name is also the dataset's key (caches, checkpoints)."""
+        suffix = ("" if noise is None else f"-noise{noise:g}") + (f"-seed{seed}" if seed else "")
         return self.benchmark / f"{layout}{suffix}"
 
     @property

@@ -158,7 +158,7 @@ def run_notebooks(
     """
     from paperkit.report import describe_hardware, git_commit, write_report_index
 
-    paths = RunPaths.for_profile(profile.name)
+    paths = RunPaths.for_profile(profile)
     kernel = kernel or kernel_name()
     parameters = {"profile": profile.name, "data_root": profile.data_root, "overrides": dict(overrides)}
     if force:  # the kernels inherit this: steps finished before now are redone
@@ -230,7 +230,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     typed = {k: getattr(profile, k) for k in overrides}
     typed = json.loads(json.dumps(typed))  # tuples -> lists, as papermill serialises them
-    paths = RunPaths.for_profile(profile.name)
+    paths = RunPaths.for_profile(profile)
     print(f"paperkit: profile {profile.name!r}, {len(notebooks)} notebook(s), results in {paths.root}")
     t0 = time.perf_counter()
     try:

@@ -28,7 +28,7 @@ def test_named_profiles_are_valid(name):
         ({"amp": "false"}, "amp", False),
         ({"reference_archs": "resnet10t,densenet121"}, "reference_archs", ("resnet10t", "densenet121")),
         ({"knns_mode": "efficient"}, "knns_mode", "efficient"),
-        ({"teaching": "cleanlab,noise_sweep"}, "teaching", ("cleanlab", "noise_sweep")),
+        ({"teaching": "cleanlab,noise_lambda_grid"}, "teaching", ("cleanlab", "noise_lambda_grid")),
         ({"teaching": ""}, "teaching", ()),
         ({"noise_sweep": "0,0.5"}, "noise_sweep", (0.0, 0.5)),
     ],

@@ -26,15 +26,17 @@ TABLES = {
     "ablation_k_sweep.csv": None,
     "ablation_uncertain_policies.csv": None,
     "ablation_teaching.csv": None,
-    "ablation_lambda_sweep.csv": None,
     "ablation_teachers.csv": None,
-    "ablation_noise_sweep.csv": None,
+    "ablation_faithful_vs_efficient.csv": None,
+    "ablation_noise_lambda_grid.csv": None,
+    "verdict.csv": None,
     "headline_gain_nih.csv": None,
     "headline_gain_chexpert.csv": None,
     "localisation_masks.csv": None,
 }
 AUC_COLUMNS = ("ours", "ours_mean_auc", "paper", "paper_mean_auc", "reference_mean_auc", "model_mean_auc")
-FIGURES = ("fig1_label_distribution", "fig3_roc_chexpert", "fig4_k_sweep_gain", "fig5_heatmaps_b_vs_target")
+FIGURES = ("fig1_label_distribution", "fig3_roc_chexpert", "fig4_k_sweep_gain", "fig5_heatmaps_b_vs_target",
+           "teach_loss_terms", "teach_memorisation", "teach_noise_lambda_grid")
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,10 @@ from paperkit.evaluate import (
     clean_vs_noisy,
     compare_models,
     delong_test,
-    expected_calibration_error,
     holm,
     inference_throughput,
     patient_resample_counts,
     per_class_auc,
-    reliability,
     seed_summary,
 )
 
@@ -197,16 +195,6 @@ def test_clean_vs_noisy_shows_the_cap():
     table = clean_vs_noisy(clean, noisy, scores, np.arange(300).astype(str), CLASSES, n_boot=50)
     assert set(table.columns) >= {"auc_clean", "auc_noisy", "noise_gap", "ci_low_noisy"}
     assert (table["noise_gap"] < 0).all()
-
-
-def test_reliability_and_ece():
-    rng = np.random.default_rng(0)
-    p = rng.random((4000, 2))
-    y = (rng.random(p.shape) < p).astype(float)  # calibrated by construction
-    table = reliability(y, p, n_bins=10)
-    assert table["count"].sum() == p.size
-    assert expected_calibration_error(table) < 0.03
-    assert expected_calibration_error(reliability(y, p**3)) > 0.1
 
 
 def test_inference_throughput_positive():

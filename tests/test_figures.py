@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from paperkit import figures
@@ -64,10 +65,49 @@ def test_fig5(tmp_path, truth):
     _check(figures.fig5_heatmap_grid(cases, tmp_path), "fig5_")
 
 
-def test_teaching_figures(tmp_path):
-    results = {}
-    for noise in (0.0, 1.0):
-        y, probs, patients = _data(models=("B", "B+MODL+KNNS"), seed=int(noise))
-        results[noise] = compare_models(y, probs, patients, CLASSES, n_boot=20)
-    _check(figures.teach_noise_gain(results, tmp_path), "teach_")
-    _check(figures.teach_reliability(y, probs, tmp_path, n_bins=5), "teach_")
+@pytest.fixture()
+def drawn(monkeypatch):
+    """Capture the Figure a figure function saves, to check what it shows (not only that a file exists)."""
+    captured = []
+    real = figures.save_figure
+
+    def spy(fig, out_dir, stem, dpi=150):
+        captured.append(fig)
+        return real(fig, out_dir, stem, dpi)
+
+    monkeypatch.setattr(figures, "save_figure", spy)
+    return captured
+
+
+def test_memorisation_curves(tmp_path, drawn):
+    rows = [{"layout": layout, "variant": variant, "epoch": e, "curve": curve, "auc": 70 + e}
+            for layout in ("nih", "chexpert") for variant in ("B", "B+MODL+KNNS") for e in (1, 2, 3)
+            for curve in ("train vs mined", "test vs clean", "validation vs mined")]
+    _check(figures.teach_memorisation(pd.DataFrame(rows), tmp_path), "teach_memorisation")
+    axes = drawn[0].axes
+    assert [ax.get_title() for ax in axes] == ["nih layout", "chexpert layout"]
+    labels = {line.get_label() for line in axes[0].get_lines()}
+    assert labels == {f"{v}: {c}" for v in ("B", "B+MODL+KNNS") for c in ("train vs mined", "test vs clean",
+                                                                         "validation vs mined")}
+    dashed = [line for line in axes[0].get_lines() if line.get_label().endswith("train vs mined")]
+    assert all(line.get_linestyle() == "--" for line in dashed) and list(dashed[0].get_xdata()) == [1, 2, 3]
+
+
+def test_noise_lambda_grid_heatmap(tmp_path, drawn):
+    grid = pd.DataFrame([{"noise": n, "weight": w, "gain": n - w, "ci_low": n - w - 0.5, "ci_high": n - w + 0.5,
+                          "chosen": w == 0.3} for n in (0.0, 1.0, 2.0) for w in (0.1, 0.3, 1.0)])
+    _check(figures.teach_noise_lambda_grid(grid, tmp_path), "teach_noise_lambda_grid")
+    ax = drawn[0].axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 9 and "+1.90\n[+1.40, +2.40]".replace("\\n", "\n") in texts  # noise 2, λ 0.1
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.3", "1"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"]
+    assert len(ax.patches) == 3  # one box per noise level: the weight validation chose
+
+
+def test_loss_terms(tmp_path, drawn):
+    history = pd.DataFrame([{"layout": "nih", "variant": v, "epoch": e, "bce": 0.3, "modl": 0.1, "knns": 0.2,
+                             "val_auc": 0.8} for v in ("B", "B+MODL+KNNS") for e in (1, 2)])
+    _check(figures.teach_loss_terms(history, tmp_path), "teach_loss_terms")
+    assert [ax.get_title() for ax in drawn[0].axes] == ["bce", "modl", "knns", "val_auc"]
+    assert len(drawn[0].axes[1].get_lines()) == 2
