@@ -58,7 +58,7 @@ def faithful_vs_efficient(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft
         runs[f"B+KNNS ({mode})"] = ex.train_run(cfg, paths, prep, name, cfg.target_arch, seed, "B+KNNS",
                                                 soft=soft, pools=pool, **changes)
     test = prep.rows("test")
-    probs = {m: ex.probabilities(r, prep, test, cfg) for m, r in runs.items()}
+    probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
     result = ex.evaluate(cfg, prep, probs)
     seconds = {m: float(r.history["train_s"].sum()) for m, r in runs.items()}
     columns = {"training time / B": {m: s / seconds["B"] for m, s in seconds.items()}}
@@ -118,7 +118,7 @@ def noise_lambda_grid(cfg: Profile, paths: RunPaths, layout: str, seed: int) -> 
         runs = {"B": ex.train_run(cfg, paths, prep, ex.target_name("B", seed), cfg.target_arch, seed)}
         for w in sorted({cfg.lambda_modl, *cfg.lambda_sweep}):
             runs[w] = teacher_run(cfg, paths, prep, seed, teacher, soft, w)
-        result = ex.evaluate(cfg, prep, {str(m): ex.probabilities(r, prep, prep.rows("test"), cfg)
+        result = ex.evaluate(cfg, prep, {str(m): ex.probabilities(cfg, r, prep, prep.rows("test"))
                                          for m, r in runs.items()})
         diff = result.diff[result.diff["class"] == MEAN].set_index("model")
         for w, run in runs.items():
@@ -155,27 +155,42 @@ def grid_table(grid: pd.DataFrame, cfg: Profile, layout: str, seed: int) -> repo
 
 
 def label_quality(prep: ex.Prepared, sources: Mapping[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
-    """How well each label source ranks the clean truth on ``rows``: mean AUC (%) over the evaluated
-    findings, one row per source (``source, mean_auc``). Benchmark only (needs clean labels)."""
-    truth = prep.dataset.clean_labels[rows][:, prep.eval_columns]
+    """How close each label source is to the clean truth on ``rows`` (benchmark only: needs clean labels).
+
+    Parameters
+    ----------
+    sources
+        Name -> ``[N, C]`` labels or probabilities over all findings (e.g. ``prep.mined_labels()``, soft
+        labels); unknown (NaN) counts as 0.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per source and finding with both truth values: ``source, class, auc`` (ranking, %) and
+        ``brier`` (calibration).
+    """
+    truth = prep.dataset.clean_labels[rows]
     out = []
     for name, values in sources.items():
-        scores = np.nan_to_num(np.asarray(values, dtype=float)[rows][:, prep.eval_columns])
-        aucs = [roc_auc_score(truth[:, c], scores[:, c]) for c in range(truth.shape[1])
-                if len(np.unique(truth[:, c][np.isfinite(truth[:, c])])) == 2]
-        out.append({"source": name, "mean_auc": 100 * float(np.mean(aucs))})
+        scores = np.nan_to_num(np.asarray(values, dtype=float)[rows])
+        for c, finding in enumerate(prep.classes):
+            known = np.isfinite(truth[:, c])
+            y, p = truth[known, c], scores[known, c]
+            if len(np.unique(y)) == 2:
+                out.append({"source": name, "class": finding, "auc": 100 * roc_auc_score(y, p),
+                            "brier": float(np.mean((p - y) ** 2))})
     return pd.DataFrame(out)
 
 
 def uncertain_policies(cfg: Profile, paths: RunPaths, seed: int) -> report.ReportTable:
     """B under U-Ones (the paper's), U-Zeros, U-Ignore and U-Ones+LSR on the CheXpert layout (Table 2's baselines)."""
     base = ex.prepare(cfg, paths, "chexpert")
-    probs = {"B": ex.probabilities(ex.train_run(cfg, paths, base, ex.target_name("B", seed), cfg.target_arch, seed),
-                                   base, base.rows("test"), cfg)}
+    probs = {"B": ex.probabilities(cfg, ex.train_run(cfg, paths, base, ex.target_name("B", seed), cfg.target_arch, seed),
+                                   base, base.rows("test"))}
     for policy, name in (("u_zeros", "U-Zeros"), ("u_ignore", "U-Ignore"), ("lsr_ones", "U-Ones+LSR")):
         prep = ex.prepare(cfg, paths, "chexpert", policy=policy)
         run = ex.train_run(cfg, paths, prep, ex.target_name("B", seed, policy=policy), cfg.target_arch, seed)
-        probs[name] = ex.probabilities(run, prep, prep.rows("test"), cfg)
+        probs[name] = ex.probabilities(cfg, run, prep, prep.rows("test"))
     return report.ablation_table(ex.evaluate(cfg, base, probs), "uncertain_policies",
                                  f"Uncertain-label policies for B on the CheXpert layout (seed {seed}).")
 
@@ -194,7 +209,7 @@ def loss_variants(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft: np.nda
         one = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=[first]), name="n1")
         runs[f"B+MODL (N=1, {first})"] = ex.train_run(cfg, paths, prep, ex.target_name("B+MODL", seed, teacher="n1"),
                                                       cfg.target_arch, seed, "B+MODL", soft=one)
-    probs = {m: ex.probabilities(r, prep, test, cfg) for m, r in runs.items()}
+    probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
     seconds = {m: float(r.history["train_s"].sum()) for m, r in runs.items()}
     return report.ablation_table(ex.evaluate(cfg, prep, probs), "teaching",
                                  f"MODL's loss form and number of teachers, {prep.layout} layout (seed {seed}).",
@@ -212,20 +227,20 @@ def teachers(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int) -> tup
 
     Returns
     -------
-    The table, and the soft labels' agreement with the clean training labels (mean AUC, %; empty
-    on real data).
+    The table, and each label source's mean AUC (%) and Brier score against the clean training
+    labels (empty on real data).
     """
     archs, name = grid_references(cfg)
     train, test = prep.rows("train"), prep.rows("test")
     soft_in = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=archs), name=name)
     b = ex.train_run(cfg, paths, prep, ex.target_name("B", seed), cfg.target_arch, seed)
-    probs, sources = {"B": ex.probabilities(b, prep, test, cfg)}, {"mined labels": prep.targets, "in-fold": soft_in}
+    probs, sources = {"B": ex.probabilities(cfg, b, prep, test)}, {"mined labels": prep.mined_labels(), "in-fold": soft_in}
     for_cleanlab, kind = soft_in, "infold"
     if "out_of_fold" in cfg.teaching:
         soft_oof = ex.out_of_fold_soft_labels(cfg, paths, prep, cfg.oof_folds, archs=archs)
         for label, teacher, soft in (("in-fold", name, soft_in), ("out-of-fold", f"oof{cfg.oof_folds}", soft_oof)):
-            probs[f"B+MODL+KNNS ({label} teachers)"] = ex.probabilities(
-                teacher_run(cfg, paths, prep, seed, teacher, soft), prep, test, cfg)
+            run = teacher_run(cfg, paths, prep, seed, teacher, soft)
+            probs[f"B+MODL+KNNS ({label} teachers)"] = ex.probabilities(cfg, run, prep, test)
         sources["out-of-fold"], for_cleanlab, kind = soft_oof, soft_oof, "oof"
     if "cleanlab" in cfg.teaching:
         from cleanlab.multilabel_classification.filter import find_label_issues
@@ -236,8 +251,10 @@ def teachers(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int) -> tup
         mask[train[flagged]] = False
         run = ex.train_run(cfg, paths, dataclasses.replace(prep, mask=mask), ex.target_name("B", seed, cleanlab=kind),
                            cfg.target_arch, seed)
-        probs[f"B (cleanlab: {int(flagged.sum())} of {len(train)} pruned, {kind})"] = ex.probabilities(run, prep, test, cfg)
-    agreement = label_quality(prep, sources, train) if prep.clean_coverage("train") == "complete" else pd.DataFrame()
+        probs[f"B (cleanlab: {int(flagged.sum())} of {len(train)} pruned, {kind})"] = ex.probabilities(cfg, run, prep, test)
+    agreement = pd.DataFrame()
+    if prep.clean_coverage("train") == "complete":
+        agreement = label_quality(prep, sources, train).groupby("source", sort=False)[["auc", "brier"]].mean()
     table = report.ablation_table(ex.evaluate(cfg, prep, probs), "teachers",
                                   f"Out-of-fold vs in-fold teachers ({', '.join(archs)}) and cleanlab pruning, "
                                   f"{prep.layout} layout (seed {seed}).")

@@ -79,7 +79,6 @@ class Profile:
     head: str = "pcam"  # avg | pcam
     pretrained: str = "none"  # none | imagenet (timm download/cache) | a folder of <arch>.pth state dicts
     # --- optimisation (paper: Adam 1e-3, betas .9/.999, batch 32, 10 epochs, lr/3 every 2) ----
-    optimizer: str = "adam"
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
@@ -202,7 +201,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "split": ("official", "patient70_10_20", "lists"),
     "uncertain_policy": ("u_ones", "u_zeros", "u_ignore", "lsr_ones", "lsr_zeros"),
     "head": ("avg", "pcam"),
-    "optimizer": ("adam",),
     "kl_form": ("bernoulli", "as_printed"),
     "knns_mode": ("faithful", "efficient"),
     "knns_k_reduction": ("sum", "mean"),
