@@ -51,12 +51,13 @@ def faithful_vs_efficient(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft
     each mode's gain over B with its paired CI, the training time relative to B, and the bank's
     read ages; its note gives efficient − faithful with its paired CI.
     """
-    runs = {"B": ex.train_run(cfg, paths, prep, ex.target_name("B", seed), cfg.target_arch, seed)}
+    requests = {"B": ex.RunRequest(prep, ex.target_name("B", seed), cfg.target_arch, seed)}
     for mode in ("faithful", "efficient"):
-        name = ex.target_name("B+KNNS", seed) if mode == cfg.knns_mode else ex.target_name("B+KNNS", seed, knns=mode)
-        changes = {} if mode == cfg.knns_mode else {"knns_mode": mode}
-        runs[f"B+KNNS ({mode})"] = ex.train_run(cfg, paths, prep, name, cfg.target_arch, seed, "B+KNNS",
-                                                soft=soft, pools=pool, **changes)
+        ours = mode == cfg.knns_mode
+        requests[f"B+KNNS ({mode})"] = ex.RunRequest(
+            prep, ex.target_name("B+KNNS", seed, **({} if ours else {"knns": mode})), cfg.target_arch, seed, "B+KNNS",
+            soft, pool, changes={} if ours else {"knns_mode": mode})
+    runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
     test = prep.rows("test")
     probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
     result = ex.evaluate(cfg, prep, probs)
@@ -84,16 +85,16 @@ def grid_references(cfg: Profile) -> tuple[list[str], str]:
     return archs, "all" if archs == list(cfg.reference_archs) else "small"
 
 
-def teacher_run(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int, teacher: str, soft: np.ndarray,
-                weight: float | None = None) -> TrainResult:
+def teacher_request(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int, teacher: str, soft: np.ndarray,
+                weight: float | None = None) -> ex.RunRequest:
     """B+MODL+KNNS taught by the soft labels named ``teacher``, with λ = γ = ``weight`` (default: the profile's)."""
     tags: dict[str, object] = {} if teacher == "all" else {"teacher": teacher}
     changes = {}
     if weight is not None and (weight, weight) != (cfg.lambda_modl, cfg.gamma_knns):
         tags["lambda"], changes = weight, {"lambda_modl": weight, "gamma_knns": weight}
     pool = ex.pools(cfg, paths, prep, soft, cfg.k, name=teacher)
-    return ex.train_run(cfg, paths, prep, ex.target_name("B+MODL+KNNS", seed, **tags), cfg.target_arch, seed,
-                        "B+MODL+KNNS", soft=soft, pools=pool, **changes)
+    return ex.RunRequest(prep, ex.target_name("B+MODL+KNNS", seed, **tags), cfg.target_arch, seed, "B+MODL+KNNS",
+                         soft, pool, changes=changes)
 
 
 def noise_lambda_grid(cfg: Profile, paths: RunPaths, layout: str, seed: int) -> pd.DataFrame:
@@ -115,9 +116,10 @@ def noise_lambda_grid(cfg: Profile, paths: RunPaths, layout: str, seed: int) -> 
     for level in sorted({cfg.noise, *cfg.noise_sweep}):
         prep = ex.prepare(cfg, paths, layout, noise=None if level == cfg.noise else level)
         soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=archs), name=teacher)
-        runs = {"B": ex.train_run(cfg, paths, prep, ex.target_name("B", seed), cfg.target_arch, seed)}
+        requests = {"B": ex.RunRequest(prep, ex.target_name("B", seed), cfg.target_arch, seed)}
         for w in sorted({cfg.lambda_modl, *cfg.lambda_sweep}):
-            runs[w] = teacher_run(cfg, paths, prep, seed, teacher, soft, w)
+            requests[w] = teacher_request(cfg, paths, prep, seed, teacher, soft, w)
+        runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
         result = ex.evaluate(cfg, prep, {str(m): ex.probabilities(cfg, r, prep, prep.rows("test"))
                                          for m, r in runs.items()})
         diff = result.diff[result.diff["class"] == MEAN].set_index("model")
@@ -187,10 +189,11 @@ def uncertain_policies(cfg: Profile, paths: RunPaths, seed: int) -> report.Repor
     base = ex.prepare(cfg, paths, "chexpert")
     probs = {"B": ex.probabilities(cfg, ex.train_run(cfg, paths, base, ex.target_name("B", seed), cfg.target_arch, seed),
                                    base, base.rows("test"))}
-    for policy, name in (("u_zeros", "U-Zeros"), ("u_ignore", "U-Ignore"), ("lsr_ones", "U-Ones+LSR")):
-        prep = ex.prepare(cfg, paths, "chexpert", policy=policy)
-        run = ex.train_run(cfg, paths, prep, ex.target_name("B", seed, policy=policy), cfg.target_arch, seed)
-        probs[name] = ex.probabilities(cfg, run, prep, prep.rows("test"))
+    policies = {"U-Zeros": "u_zeros", "U-Ignore": "u_ignore", "U-Ones+LSR": "lsr_ones"}
+    requests = [ex.RunRequest(ex.prepare(cfg, paths, "chexpert", policy=policy), ex.target_name("B", seed, policy=policy),
+                              cfg.target_arch, seed) for policy in policies.values()]
+    for name, request, run in zip(policies, requests, ex.train_runs(cfg, paths, requests)):
+        probs[name] = ex.probabilities(cfg, run, request.prep, request.prep.rows("test"))
     return report.ablation_table(ex.evaluate(cfg, base, probs), "uncertain_policies",
                                  f"Uncertain-label policies for B on the CheXpert layout (seed {seed}).")
 
@@ -199,16 +202,17 @@ def loss_variants(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft: np.nda
     """B+MODL with eq. 2 as printed (``as_printed_kl``) and with one teacher (``single_reference``, N = 1),
     beside B and B+MODL; whichever of the two the profile's ``teaching`` lists."""
     test = prep.rows("test")
-    runs = {v: ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_arch, seed, v, soft=soft)
-            for v in ("B", "B+MODL")}
+    requests = {v: ex.RunRequest(prep, ex.target_name(v, seed), cfg.target_arch, seed, v, soft) for v in ("B", "B+MODL")}
     if "as_printed_kl" in cfg.teaching:
-        runs["B+MODL (as printed)"] = ex.train_run(cfg, paths, prep, ex.target_name("B+MODL", seed, kl="as_printed"),
-                                                   cfg.target_arch, seed, "B+MODL", soft=soft, kl_form="as_printed")
+        requests["B+MODL (as printed)"] = ex.RunRequest(prep, ex.target_name("B+MODL", seed, kl="as_printed"),
+                                                        cfg.target_arch, seed, "B+MODL", soft,
+                                                        changes={"kl_form": "as_printed"})
     if "single_reference" in cfg.teaching:
         first = cfg.reference_archs[0]
         one = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=[first]), name="n1")
-        runs[f"B+MODL (N=1, {first})"] = ex.train_run(cfg, paths, prep, ex.target_name("B+MODL", seed, teacher="n1"),
-                                                      cfg.target_arch, seed, "B+MODL", soft=one)
+        requests[f"B+MODL (N=1, {first})"] = ex.RunRequest(prep, ex.target_name("B+MODL", seed, teacher="n1"),
+                                                           cfg.target_arch, seed, "B+MODL", one)
+    runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
     probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
     seconds = {m: float(r.history["train_s"].sum()) for m, r in runs.items()}
     return report.ablation_table(ex.evaluate(cfg, prep, probs), "teaching",
@@ -238,8 +242,9 @@ def teachers(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int) -> tup
     for_cleanlab, kind = soft_in, "infold"
     if "out_of_fold" in cfg.teaching:
         soft_oof = ex.out_of_fold_soft_labels(cfg, paths, prep, cfg.oof_folds, archs=archs)
-        for label, teacher, soft in (("in-fold", name, soft_in), ("out-of-fold", f"oof{cfg.oof_folds}", soft_oof)):
-            run = teacher_run(cfg, paths, prep, seed, teacher, soft)
+        requests = {label: teacher_request(cfg, paths, prep, seed, teacher, soft) for label, teacher, soft in
+                    (("in-fold", name, soft_in), ("out-of-fold", f"oof{cfg.oof_folds}", soft_oof))}
+        for label, run in zip(requests, ex.train_runs(cfg, paths, list(requests.values()))):
             probs[f"B+MODL+KNNS ({label} teachers)"] = ex.probabilities(cfg, run, prep, test)
         sources["out-of-fold"], for_cleanlab, kind = soft_oof, soft_oof, "oof"
     if "cleanlab" in cfg.teaching:

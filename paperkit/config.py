@@ -107,6 +107,7 @@ class Profile:
     results_name: str = ""  # results/<results_name>/ ("" = the profile's name); shared by profiles that add runs
     bootstrap: int = 1000
     device: str = "auto"  # auto | cpu | cuda
+    workers: int = 1  # independent training runs at once (paperkit.workers): one per GPU, or per share of the CPU
     amp: bool = True  # bf16 autocast on CUDA only
     num_threads: int = 0  # 0 = torch default
     notes: str = ""
@@ -313,7 +314,7 @@ def validate(profile: Profile) -> None:
             raise ConfigError(
                 f"parameter {key!r} must be one of {', '.join(allowed)}, got {getattr(profile, key)!r}"
             )
-    positive = ("n_images", "render_size", "resize", "crop", "batch_size", "epochs", "k", "lr_step_epochs")
+    positive = ("n_images", "render_size", "resize", "crop", "batch_size", "epochs", "k", "lr_step_epochs", "workers")
     for key in positive:
         if getattr(profile, key) <= 0:
             raise ConfigError(f"parameter {key!r} must be positive, got {getattr(profile, key)!r}")

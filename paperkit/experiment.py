@@ -7,12 +7,14 @@ ran and get the stored result back in a moment: notebooks 06-08 re-request the r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from paperkit.artifacts import Step
@@ -24,15 +26,16 @@ from paperkit.data.labels import CHEXPERT_TASKS, NIH_CLASSES
 from paperkit.data.mimic import load_mimic
 from paperkit.data.nih import GOOGLE_NAMES, find_file, load_nih
 from paperkit.evaluate import ComparisonResult, clean_vs_noisy, compare_models
+from paperkit.inference import load_model, predict
 from paperkit.knn import load_pools, neighbour_pools, save_pools
 from paperkit.losses import uncertain_targets
 from paperkit.paths import RunPaths
 from paperkit.runtime import pick_device
+from paperkit.run_state import RunData, run_config
 from paperkit.soft_labels import (average_predictions, combine_out_of_fold, load_soft_labels, out_of_fold_folds,
                                   save_soft_labels)
-from paperkit.inference import load_model, predict
-from paperkit.run_state import RunData
 from paperkit.train import TrainConfig, TrainResult, fit_run
+from paperkit.workers import run_parallel
 
 #: The benchmark is generated from this seed; training seeds vary, the data does not.
 DATA_SEED = 0
@@ -155,16 +158,52 @@ def prepare(cfg: Profile, paths: RunPaths, layout: str, *, noise: float | None =
     return Prepared(key, layout, dataset, images, targets, mask, tuple(eval_classes), columns)
 
 
-def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: str, seed: int,
-              variant: str = "B", *, soft: np.ndarray | None = None,
-              pools: tuple[np.ndarray, np.ndarray] | None = None, rows: np.ndarray | None = None,
-              **changes) -> TrainResult:
-    """Train (or resume, or load) one run named ``name`` under ``checkpoints/<dataset key>/``.
+@dataclass(frozen=True)
+class RunRequest:
+    """One training run for :func:`train_runs`: the arguments of :func:`train_run`."""
 
-    ``variant`` switches on MODL/KNNS with the profile's λ, γ (see :meth:`TrainConfig.from_profile`);
-    ``changes`` override single training fields (``k``, ``lambda_modl``, ``knns_mode``, ...).
-    ``rows`` trains on a subset of the training split (the out-of-fold references); default: all of it.
+    prep: Prepared
+    name: str
+    arch: str
+    seed: int
+    variant: str = "B"
+    soft: np.ndarray | None = None
+    pools: tuple[np.ndarray, np.ndarray] | None = None
+    rows: np.ndarray | None = None
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+
+def train_runs(cfg: Profile, paths: RunPaths, requests: Sequence[RunRequest]) -> list[TrainResult]:
+    """Independent runs, up to ``cfg.workers`` at once (:mod:`paperkit.workers`); results in request order.
+
+    Runs already finished are only loaded. The results do not depend on ``workers``.
     """
+    pending = [r for r in requests if not _run_step(cfg, paths, r).done]
+    if cfg.workers > 1 and len(pending) > 1:
+        gpus = torch.cuda.device_count() if pick_device(cfg.device, 0).type == "cuda" else 0
+        run_parallel(_train_in_worker, [(cfg, paths, r) for r in pending], cfg.workers, gpus)
+    return [train_run(cfg, paths, r.prep, r.name, r.arch, r.seed, r.variant, soft=r.soft, pools=r.pools, rows=r.rows,
+                      **r.changes) for r in requests]
+
+
+def _train_in_worker(job: tuple[Profile, RunPaths, RunRequest]) -> None:
+    """One run in a worker process, with the torch threads the worker was given; the parent loads it."""
+    cfg, paths, r = job
+    cfg = dataclasses.replace(cfg, num_threads=torch.get_num_threads())  # not the profile's: the worker's share
+    train_run(cfg, paths, r.prep, r.name, r.arch, r.seed, r.variant, soft=r.soft, pools=r.pools, rows=r.rows,
+              **r.changes)
+
+
+def _run_step(cfg: Profile, paths: RunPaths, r: RunRequest) -> Step:
+    config, data, run_dir = _run_inputs(cfg, paths, r.prep, r.name, r.arch, r.seed, r.variant, r.soft, r.pools,
+                                        r.rows, dict(r.changes))
+    return Step(run_dir, {"train": run_config(config), "data": data.hash})
+
+
+def _run_inputs(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: str, seed: int, variant: str,
+                soft: np.ndarray | None, pools: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray | None,
+                changes: dict[str, Any]) -> tuple[TrainConfig, RunData, Path]:
+    """The config, inputs and folder of one run (what :func:`train_run` trains)."""
     config = TrainConfig.from_profile(cfg, arch, seed, variant, **changes)
     # pass only what the run uses, so B is not retrained when the soft labels change
     soft = soft if config.lambda_modl > 0 else None
@@ -175,7 +214,21 @@ def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: st
     # the epoch is chosen on the mined validation labels: a real user has no clean truth to select on
     data = RunData.build(prep.images, train, prep.rows("val"), prep.targets, prep.mask, soft, pools,
                          prep.mined_labels(), prep.classes, monitor)
-    return fit_run(config, data, paths.run_dir(f"{prep.key}/{name}"), progress=False)
+    return config, data, paths.run_dir(f"{prep.key}/{name}")
+
+
+def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: str, seed: int,
+              variant: str = "B", *, soft: np.ndarray | None = None,
+              pools: tuple[np.ndarray, np.ndarray] | None = None, rows: np.ndarray | None = None,
+              **changes) -> TrainResult:
+    """Train (or resume, or load) one run named ``name`` under ``checkpoints/<dataset key>/``.
+
+    ``variant`` switches on MODL/KNNS with the profile's λ, γ (see :meth:`TrainConfig.from_profile`);
+    ``changes`` override single training fields (``k``, ``lambda_modl``, ``knns_mode``, ...).
+    ``rows`` trains on a subset of the training split (the out-of-fold references); default: all of it.
+    """
+    config, data, run_dir = _run_inputs(cfg, paths, prep, name, arch, seed, variant, soft, pools, rows, changes)
+    return fit_run(config, data, run_dir, progress=False)
 
 
 #: The runs whose memorisation curves notebook 05 draws (first seed, the profile's own settings).
@@ -211,9 +264,10 @@ def target_name(variant: str, seed: int, **tags) -> str:
 
 def train_references(cfg: Profile, paths: RunPaths, prep: Prepared, seed: int = 0,
                      archs: Sequence[str] | None = None) -> dict[str, TrainResult]:
-    """The N reference CNNs of the paper's first step, each trained with BCE only."""
-    return {arch: train_run(cfg, paths, prep, reference_name(arch, seed), arch, seed)
-            for arch in (archs or cfg.reference_archs)}
+    """The N reference CNNs of the paper's first step, each trained with BCE only (``cfg.workers`` at once)."""
+    archs = list(archs or cfg.reference_archs)
+    runs = train_runs(cfg, paths, [RunRequest(prep, reference_name(arch, seed), arch, seed) for arch in archs])
+    return dict(zip(archs, runs))
 
 
 def probabilities(cfg: Profile, result: TrainResult | Path, prep: Prepared, rows: np.ndarray) -> np.ndarray:
@@ -245,8 +299,10 @@ def out_of_fold_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, n_fol
     archs = list(archs or cfg.reference_archs)
     train = prep.rows("train")
     fold_of_train = out_of_fold_folds(prep.dataset.patient_ids[train], n_folds, seed=DATA_SEED)
-    runs = {arch: [train_run(cfg, paths, prep, f"{reference_name(arch, seed)}-oof{f}of{n_folds}", arch, seed,
-                             rows=train[fold_of_train != f]) for f in range(n_folds)] for arch in archs}
+    requests = [RunRequest(prep, f"{reference_name(arch, seed)}-oof{f}of{n_folds}", arch, seed,
+                           rows=train[fold_of_train != f]) for arch in archs for f in range(n_folds)]
+    done = iter(train_runs(cfg, paths, requests))
+    runs = {arch: [next(done) for _ in range(n_folds)] for arch in archs}
 
     def compute() -> np.ndarray:
         every = np.arange(len(prep.dataset))
