@@ -68,7 +68,7 @@ for layout, (prep, refs) in references.items():
 headroom = []
 for layout, (prep, refs) in references.items():
     test = prep.rows("test")
-    probs = {arch: ex.probabilities(run, prep, test, cfg) for arch, run in refs.items()}
+    probs = {arch: ex.probabilities(cfg, run, prep, test) for arch, run in refs.items()}
     probs["Ensemble"] = average_predictions(list(probs.values()))
     baseline = cfg.target_arch if cfg.target_arch in refs else cfg.reference_archs[0]
     result = ex.evaluate(cfg, prep, probs, reference=baseline)

@@ -19,8 +19,8 @@ example = 0  # which training image to show in the Fig. 1 analogue
 import numpy as np
 import pandas as pd
 from IPython.display import Image as ShowImage, display
-from sklearn.metrics import roc_auc_score
 
+from paperkit import ablations
 from paperkit import experiment as ex
 from paperkit.artifacts import write_text
 from paperkit.figures import fig1_label_views
@@ -55,23 +55,9 @@ display(ShowImage(filename=str(files[0])))
 # On the training images, score both against the clean truth: AUC (ranking) and Brier (calibration).
 
 # %%
-rows = []
-for layout, (prep, l) in soft.items():
-    if prep.dataset.clean_labels is None:
-        continue
-    train = prep.rows("train")
-    truth = prep.dataset.clean_labels[train]
-    mined = np.nan_to_num(np.clip(prep.dataset.labels[train], 0, 1))  # U-Zeros view of the mined labels
-    for c, name in enumerate(prep.classes):
-        y = truth[:, c]
-        ok = ~np.isnan(y)
-        if ok.sum() == 0 or len(np.unique(y[ok])) < 2:
-            continue
-        rows.append({"layout": layout, "class": name,
-                     "AUC mined": roc_auc_score(y[ok], mined[ok, c]), "AUC soft": roc_auc_score(y[ok], l[train][ok, c]),
-                     "Brier mined": np.mean((mined[ok, c] - y[ok]) ** 2), "Brier soft": np.mean((l[train][ok, c] - y[ok]) ** 2)})
-if rows:
-    closeness = pd.DataFrame(rows)
+frames = [ablations.label_quality(prep, {"mined": prep.mined_labels(), "soft": l}, prep.rows("train")).assign(layout=layout)
+          for layout, (prep, l) in soft.items() if prep.clean_coverage("train") == "complete"]
+if frames:
+    closeness = pd.concat(frames, ignore_index=True)
     write_text(paths.tables / "soft_vs_mined_against_clean.csv", closeness.to_csv(index=False))
-    display(closeness.groupby("layout")[["AUC mined", "AUC soft", "Brier mined", "Brier soft"]].mean().round(3))
-    display(closeness.round(3))
+    display(closeness.pivot_table(index="layout", columns="source", values=["auc", "brier"]).round(3))

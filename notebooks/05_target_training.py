@@ -54,10 +54,9 @@ for layout in ex.layouts(cfg):
     prep = ex.prepare(cfg, paths, layout)
     soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
     pool = ex.pools(cfg, paths, prep, soft, cfg.k)
-    for seed in cfg.seeds:
-        for variant in ("B", "B+MODL+KNNS"):
-            targets[layout, variant, seed] = ex.train_run(
-                cfg, paths, prep, ex.target_name(variant, seed), cfg.target_arch, seed, variant, soft=soft, pools=pool)
+    keys = [(layout, variant, seed) for seed in cfg.seeds for variant in ("B", "B+MODL+KNNS")]
+    requests = [ex.RunRequest(prep, ex.target_name(v, s), cfg.target_arch, s, v, soft, pool) for _, v, s in keys]
+    targets.update(zip(keys, ex.train_runs(cfg, paths, requests)))  # `workers` runs at once
 
 # %% [markdown]
 # ## Loss terms over time

@@ -58,10 +58,12 @@ n_single = cfg.ablation_seeds or len(cfg.seeds)
 probs = {}
 for layout in ex.layouts(cfg):
     prep, soft, pool = dataset(layout)
-    probs[layout] = {s: {v: ex.probabilities(ex.train_run(cfg, paths, prep, ex.target_name(v, s), cfg.target_arch, s,
-                                                          v, soft=soft, pools=pool), prep, prep.rows("test"), cfg)
-                         for v in (VARIANTS if i < n_single else ("B", "B+MODL+KNNS"))}
-                     for i, s in enumerate(cfg.seeds)}
+    keys = [(s, v) for i, s in enumerate(cfg.seeds) for v in (VARIANTS if i < n_single else ("B", "B+MODL+KNNS"))]
+    runs = ex.train_runs(cfg, paths, [ex.RunRequest(prep, ex.target_name(v, s), cfg.target_arch, s, v, soft, pool)
+                                      for s, v in keys])
+    probs[layout] = {s: {} for s in cfg.seeds}
+    for (s, v), run in zip(keys, runs):
+        probs[layout][s][v] = ex.probabilities(cfg, run, prep, prep.rows("test"))
 
 # %% [markdown]
 # ## The verdict: B+MODL+KNNS − B over every seed
@@ -130,12 +132,12 @@ display(ShowImage(filename=str(figures.fig3_roc_curves(prep.labels("test"), curv
 # With eq. 1's sum over $k$, a larger K also weighs KNNS more, as in the paper's figure.
 
 # %%
+requests = [ex.RunRequest(prep, ex.target_name("B+KNNS", seed, **({} if k == cfg.k else {"k": k})), cfg.target_arch,
+                          seed, "B+KNNS", soft, ex.pools(cfg, paths, prep, soft, k), changes={} if k == cfg.k else {"k": k})
+            for k in cfg.k_sweep]
 k_probs = {"B": probs[layout][seed]["B"]}
-for k in cfg.k_sweep:
-    name = ex.target_name("B+KNNS", seed) if k == cfg.k else ex.target_name("B+KNNS", seed, k=k)
-    run = ex.train_run(cfg, paths, prep, name, cfg.target_arch, seed, "B+KNNS", soft=soft,
-                       pools=ex.pools(cfg, paths, prep, soft, k), **({} if k == cfg.k else {"k": k}))
-    k_probs[f"K={k}"] = ex.probabilities(run, prep, prep.rows("test"), cfg)
+for k, run in zip(cfg.k_sweep, ex.train_runs(cfg, paths, requests)):
+    k_probs[f"K={k}"] = ex.probabilities(cfg, run, prep, prep.rows("test"))
 k_result, k_models = ex.evaluate(cfg, prep, k_probs), {k: f"K={k}" for k in cfg.k_sweep}
 show(report.k_sweep_table(k_result, k_models))
 display(ShowImage(filename=str(figures.fig4_k_gain(k_result, k_models, paths.figures)[0])))

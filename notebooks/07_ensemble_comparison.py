@@ -37,11 +37,11 @@ seed = cfg.seeds[0]
 test = prep.rows("test")
 singles = {v: ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_arch, seed, v, soft=soft, pools=pool)
            for v in ("B", "B+MODL+KNNS")}
-ref_probs = {a: ex.probabilities(r, prep, test, cfg) for a, r in refs.items()}
+ref_probs = {a: ex.probabilities(cfg, r, prep, test) for a, r in refs.items()}
 densenets = [a for a in cfg.reference_archs if a.startswith("densenet")]
 members = {"Ensemble 1": densenets if len(densenets) >= 2 else list(cfg.reference_archs[:3]),
            "Ensemble 2": list(cfg.reference_archs)}
-probs = {v: ex.probabilities(r, prep, test, cfg) for v, r in singles.items()}
+probs = {v: ex.probabilities(cfg, r, prep, test) for v, r in singles.items()}
 probs.update({name: average_predictions([ref_probs[a] for a in archs]) for name, archs in members.items()})
 result = ex.evaluate(cfg, prep, probs)
 

@@ -40,7 +40,7 @@ truth = prep.labels("test")
 cases, scores = [], {v: [] for v in models}
 for c, finding in enumerate(prep.eval_classes):
     positive = test[truth[:, c] == 1][:max_cases]
-    with_mask = [(r, m) for r in positive if (m := ex.finding_mask(prep, r, finding, cfg)) is not None]
+    with_mask = [(r, m) for r in positive if (m := ex.finding_mask(cfg, prep, r, finding)) is not None]
     if not with_mask:
         continue
     rows = np.array([r for r, _ in with_mask])
@@ -78,15 +78,3 @@ if scores["B"]:
     report.write_table(table, paths.tables)
     display(Markdown(f"**{table.caption}**"))
     display(table.display)
-
-# %% [markdown]
-# ## The results index
-# Every table and figure of this run, with profile, seeds, commit, wall time and hardware.
-
-# %%
-import json
-
-log = json.loads(paths.run_log.read_text()) if paths.run_log.is_file() else {"notebooks": {}}
-wall = sum(nb["seconds"] for nb in log["notebooks"].values())
-index = report.write_report_index(paths, cfg, cfg.dataset, cfg.seeds, wall)
-print(index)

@@ -51,14 +51,15 @@ def faithful_vs_efficient(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft
     each mode's gain over B with its paired CI, the training time relative to B, and the bank's
     read ages; its note gives efficient − faithful with its paired CI.
     """
-    runs = {"B": ex.train_run(cfg, paths, prep, ex.target_name("B", seed), cfg.target_arch, seed)}
+    requests = {"B": ex.RunRequest(prep, ex.target_name("B", seed), cfg.target_arch, seed)}
     for mode in ("faithful", "efficient"):
-        name = ex.target_name("B+KNNS", seed) if mode == cfg.knns_mode else ex.target_name("B+KNNS", seed, knns=mode)
-        changes = {} if mode == cfg.knns_mode else {"knns_mode": mode}
-        runs[f"B+KNNS ({mode})"] = ex.train_run(cfg, paths, prep, name, cfg.target_arch, seed, "B+KNNS",
-                                                soft=soft, pools=pool, **changes)
+        ours = mode == cfg.knns_mode
+        requests[f"B+KNNS ({mode})"] = ex.RunRequest(
+            prep, ex.target_name("B+KNNS", seed, **({} if ours else {"knns": mode})), cfg.target_arch, seed, "B+KNNS",
+            soft, pool, changes={} if ours else {"knns_mode": mode})
+    runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
     test = prep.rows("test")
-    probs = {m: ex.probabilities(r, prep, test, cfg) for m, r in runs.items()}
+    probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
     result = ex.evaluate(cfg, prep, probs)
     seconds = {m: float(r.history["train_s"].sum()) for m, r in runs.items()}
     columns = {"training time / B": {m: s / seconds["B"] for m, s in seconds.items()}}
@@ -84,16 +85,16 @@ def grid_references(cfg: Profile) -> tuple[list[str], str]:
     return archs, "all" if archs == list(cfg.reference_archs) else "small"
 
 
-def teacher_run(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int, teacher: str, soft: np.ndarray,
-                weight: float | None = None) -> TrainResult:
+def teacher_request(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int, teacher: str, soft: np.ndarray,
+                weight: float | None = None) -> ex.RunRequest:
     """B+MODL+KNNS taught by the soft labels named ``teacher``, with λ = γ = ``weight`` (default: the profile's)."""
     tags: dict[str, object] = {} if teacher == "all" else {"teacher": teacher}
     changes = {}
     if weight is not None and (weight, weight) != (cfg.lambda_modl, cfg.gamma_knns):
         tags["lambda"], changes = weight, {"lambda_modl": weight, "gamma_knns": weight}
     pool = ex.pools(cfg, paths, prep, soft, cfg.k, name=teacher)
-    return ex.train_run(cfg, paths, prep, ex.target_name("B+MODL+KNNS", seed, **tags), cfg.target_arch, seed,
-                        "B+MODL+KNNS", soft=soft, pools=pool, **changes)
+    return ex.RunRequest(prep, ex.target_name("B+MODL+KNNS", seed, **tags), cfg.target_arch, seed, "B+MODL+KNNS",
+                         soft, pool, changes=changes)
 
 
 def noise_lambda_grid(cfg: Profile, paths: RunPaths, layout: str, seed: int) -> pd.DataFrame:
@@ -115,10 +116,11 @@ def noise_lambda_grid(cfg: Profile, paths: RunPaths, layout: str, seed: int) -> 
     for level in sorted({cfg.noise, *cfg.noise_sweep}):
         prep = ex.prepare(cfg, paths, layout, noise=None if level == cfg.noise else level)
         soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=archs), name=teacher)
-        runs = {"B": ex.train_run(cfg, paths, prep, ex.target_name("B", seed), cfg.target_arch, seed)}
+        requests = {"B": ex.RunRequest(prep, ex.target_name("B", seed), cfg.target_arch, seed)}
         for w in sorted({cfg.lambda_modl, *cfg.lambda_sweep}):
-            runs[w] = teacher_run(cfg, paths, prep, seed, teacher, soft, w)
-        result = ex.evaluate(cfg, prep, {str(m): ex.probabilities(r, prep, prep.rows("test"), cfg)
+            requests[w] = teacher_request(cfg, paths, prep, seed, teacher, soft, w)
+        runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
+        result = ex.evaluate(cfg, prep, {str(m): ex.probabilities(cfg, r, prep, prep.rows("test"))
                                          for m, r in runs.items()})
         diff = result.diff[result.diff["class"] == MEAN].set_index("model")
         for w, run in runs.items():
@@ -155,27 +157,43 @@ def grid_table(grid: pd.DataFrame, cfg: Profile, layout: str, seed: int) -> repo
 
 
 def label_quality(prep: ex.Prepared, sources: Mapping[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
-    """How well each label source ranks the clean truth on ``rows``: mean AUC (%) over the evaluated
-    findings, one row per source (``source, mean_auc``). Benchmark only (needs clean labels)."""
-    truth = prep.dataset.clean_labels[rows][:, prep.eval_columns]
+    """How close each label source is to the clean truth on ``rows`` (benchmark only: needs clean labels).
+
+    Parameters
+    ----------
+    sources
+        Name -> ``[N, C]`` labels or probabilities over all findings (e.g. ``prep.mined_labels()``, soft
+        labels); unknown (NaN) counts as 0.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per source and finding with both truth values: ``source, class, auc`` (ranking, %) and
+        ``brier`` (calibration).
+    """
+    truth = prep.dataset.clean_labels[rows]
     out = []
     for name, values in sources.items():
-        scores = np.nan_to_num(np.asarray(values, dtype=float)[rows][:, prep.eval_columns])
-        aucs = [roc_auc_score(truth[:, c], scores[:, c]) for c in range(truth.shape[1])
-                if len(np.unique(truth[:, c][np.isfinite(truth[:, c])])) == 2]
-        out.append({"source": name, "mean_auc": 100 * float(np.mean(aucs))})
+        scores = np.nan_to_num(np.asarray(values, dtype=float)[rows])
+        for c, finding in enumerate(prep.classes):
+            known = np.isfinite(truth[:, c])
+            y, p = truth[known, c], scores[known, c]
+            if len(np.unique(y)) == 2:
+                out.append({"source": name, "class": finding, "auc": 100 * roc_auc_score(y, p),
+                            "brier": float(np.mean((p - y) ** 2))})
     return pd.DataFrame(out)
 
 
 def uncertain_policies(cfg: Profile, paths: RunPaths, seed: int) -> report.ReportTable:
     """B under U-Ones (the paper's), U-Zeros, U-Ignore and U-Ones+LSR on the CheXpert layout (Table 2's baselines)."""
     base = ex.prepare(cfg, paths, "chexpert")
-    probs = {"B": ex.probabilities(ex.train_run(cfg, paths, base, ex.target_name("B", seed), cfg.target_arch, seed),
-                                   base, base.rows("test"), cfg)}
-    for policy, name in (("u_zeros", "U-Zeros"), ("u_ignore", "U-Ignore"), ("lsr_ones", "U-Ones+LSR")):
-        prep = ex.prepare(cfg, paths, "chexpert", policy=policy)
-        run = ex.train_run(cfg, paths, prep, ex.target_name("B", seed, policy=policy), cfg.target_arch, seed)
-        probs[name] = ex.probabilities(run, prep, prep.rows("test"), cfg)
+    probs = {"B": ex.probabilities(cfg, ex.train_run(cfg, paths, base, ex.target_name("B", seed), cfg.target_arch, seed),
+                                   base, base.rows("test"))}
+    policies = {"U-Zeros": "u_zeros", "U-Ignore": "u_ignore", "U-Ones+LSR": "lsr_ones"}
+    requests = [ex.RunRequest(ex.prepare(cfg, paths, "chexpert", policy=policy), ex.target_name("B", seed, policy=policy),
+                              cfg.target_arch, seed) for policy in policies.values()]
+    for name, request, run in zip(policies, requests, ex.train_runs(cfg, paths, requests)):
+        probs[name] = ex.probabilities(cfg, run, request.prep, request.prep.rows("test"))
     return report.ablation_table(ex.evaluate(cfg, base, probs), "uncertain_policies",
                                  f"Uncertain-label policies for B on the CheXpert layout (seed {seed}).")
 
@@ -184,17 +202,18 @@ def loss_variants(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft: np.nda
     """B+MODL with eq. 2 as printed (``as_printed_kl``) and with one teacher (``single_reference``, N = 1),
     beside B and B+MODL; whichever of the two the profile's ``teaching`` lists."""
     test = prep.rows("test")
-    runs = {v: ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_arch, seed, v, soft=soft)
-            for v in ("B", "B+MODL")}
+    requests = {v: ex.RunRequest(prep, ex.target_name(v, seed), cfg.target_arch, seed, v, soft) for v in ("B", "B+MODL")}
     if "as_printed_kl" in cfg.teaching:
-        runs["B+MODL (as printed)"] = ex.train_run(cfg, paths, prep, ex.target_name("B+MODL", seed, kl="as_printed"),
-                                                   cfg.target_arch, seed, "B+MODL", soft=soft, kl_form="as_printed")
+        requests["B+MODL (as printed)"] = ex.RunRequest(prep, ex.target_name("B+MODL", seed, kl="as_printed"),
+                                                        cfg.target_arch, seed, "B+MODL", soft,
+                                                        changes={"kl_form": "as_printed"})
     if "single_reference" in cfg.teaching:
         first = cfg.reference_archs[0]
         one = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=[first]), name="n1")
-        runs[f"B+MODL (N=1, {first})"] = ex.train_run(cfg, paths, prep, ex.target_name("B+MODL", seed, teacher="n1"),
-                                                      cfg.target_arch, seed, "B+MODL", soft=one)
-    probs = {m: ex.probabilities(r, prep, test, cfg) for m, r in runs.items()}
+        requests[f"B+MODL (N=1, {first})"] = ex.RunRequest(prep, ex.target_name("B+MODL", seed, teacher="n1"),
+                                                           cfg.target_arch, seed, "B+MODL", one)
+    runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
+    probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
     seconds = {m: float(r.history["train_s"].sum()) for m, r in runs.items()}
     return report.ablation_table(ex.evaluate(cfg, prep, probs), "teaching",
                                  f"MODL's loss form and number of teachers, {prep.layout} layout (seed {seed}).",
@@ -212,20 +231,21 @@ def teachers(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int) -> tup
 
     Returns
     -------
-    The table, and the soft labels' agreement with the clean training labels (mean AUC, %; empty
-    on real data).
+    The table, and each label source's mean AUC (%) and Brier score against the clean training
+    labels (empty on real data).
     """
     archs, name = grid_references(cfg)
     train, test = prep.rows("train"), prep.rows("test")
     soft_in = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=archs), name=name)
     b = ex.train_run(cfg, paths, prep, ex.target_name("B", seed), cfg.target_arch, seed)
-    probs, sources = {"B": ex.probabilities(b, prep, test, cfg)}, {"mined labels": prep.targets, "in-fold": soft_in}
+    probs, sources = {"B": ex.probabilities(cfg, b, prep, test)}, {"mined labels": prep.mined_labels(), "in-fold": soft_in}
     for_cleanlab, kind = soft_in, "infold"
     if "out_of_fold" in cfg.teaching:
         soft_oof = ex.out_of_fold_soft_labels(cfg, paths, prep, cfg.oof_folds, archs=archs)
-        for label, teacher, soft in (("in-fold", name, soft_in), ("out-of-fold", f"oof{cfg.oof_folds}", soft_oof)):
-            probs[f"B+MODL+KNNS ({label} teachers)"] = ex.probabilities(
-                teacher_run(cfg, paths, prep, seed, teacher, soft), prep, test, cfg)
+        requests = {label: teacher_request(cfg, paths, prep, seed, teacher, soft) for label, teacher, soft in
+                    (("in-fold", name, soft_in), ("out-of-fold", f"oof{cfg.oof_folds}", soft_oof))}
+        for label, run in zip(requests, ex.train_runs(cfg, paths, list(requests.values()))):
+            probs[f"B+MODL+KNNS ({label} teachers)"] = ex.probabilities(cfg, run, prep, test)
         sources["out-of-fold"], for_cleanlab, kind = soft_oof, soft_oof, "oof"
     if "cleanlab" in cfg.teaching:
         from cleanlab.multilabel_classification.filter import find_label_issues
@@ -236,8 +256,10 @@ def teachers(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int) -> tup
         mask[train[flagged]] = False
         run = ex.train_run(cfg, paths, dataclasses.replace(prep, mask=mask), ex.target_name("B", seed, cleanlab=kind),
                            cfg.target_arch, seed)
-        probs[f"B (cleanlab: {int(flagged.sum())} of {len(train)} pruned, {kind})"] = ex.probabilities(run, prep, test, cfg)
-    agreement = label_quality(prep, sources, train) if prep.clean_coverage("train") == "complete" else pd.DataFrame()
+        probs[f"B (cleanlab: {int(flagged.sum())} of {len(train)} pruned, {kind})"] = ex.probabilities(cfg, run, prep, test)
+    agreement = pd.DataFrame()
+    if prep.clean_coverage("train") == "complete":
+        agreement = label_quality(prep, sources, train).groupby("source", sort=False)[["auc", "brier"]].mean()
     table = report.ablation_table(ex.evaluate(cfg, prep, probs), "teachers",
                                   f"Out-of-fold vs in-fold teachers ({', '.join(archs)}) and cleanlab pruning, "
                                   f"{prep.layout} layout (seed {seed}).")

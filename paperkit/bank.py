@@ -17,8 +17,10 @@ instead. What that changes, stated here because it is a surrogate, not eq. 4:
   bank is detached, so only the anchor moves towards its neighbours. A pair (i, k) with k also in
   i's pool still pulls both ways, once each as anchor.
 
-Measured ages (cpu profile, NIH layout, 3,600 training images, batch 32) are in the trainer's
-``metrics.csv`` and in notebook 06's faithful-vs-efficient table.
+Measured (cpu profile, NIH layout, seed 0, B+MODL+KNNS, 6 epochs, batch 32): a read's mean age is
+0.33 epoch in epoch 1 and 0.58-0.59 epoch afterwards, the oldest read 2.8 epochs, and no read hits
+an unwritten row (``bank_unseen`` 0 in every epoch); without the warm start, a simulation of the
+same sizes had about half the reads of epoch 1 hit unwritten rows. Notebook 06 compares the efficient and faithful modes' gains.
 """
 from __future__ import annotations
 

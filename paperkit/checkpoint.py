@@ -26,19 +26,29 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` onto the CPU.
 
-    ``weights_only=False`` because the file also holds NumPy/Python RNG states and the training
-    history; only load checkpoints this kit wrote.
+    ``weights_only=True``: only tensors and plain Python values are unpickled, so a checkpoint from
+    a shared results folder cannot run code on the reader's machine (every RNG state is kept as
+    tensors and numbers for that reason).
+
+    Raises
+    ------
+    pickle.UnpicklingError
+        If the file holds anything else (e.g. a pickled object of some class).
     """
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def global_rng_state() -> dict[str, Any]:
-    """States of torch's CPU and CUDA generators, NumPy's and Python's global generators."""
+    """States of torch's CPU and CUDA generators, NumPy's and Python's global generators, as tensors
+    and plain numbers (loadable with ``weights_only=True``)."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, mt, python_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "gauss": float(gauss)},
+        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": python_gauss},
     }
 
 
@@ -47,5 +57,7 @@ def set_global_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"].tolist()), p["gauss"]))

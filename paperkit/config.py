@@ -79,7 +79,6 @@ class Profile:
     head: str = "pcam"  # avg | pcam
     pretrained: str = "none"  # none | imagenet (timm download/cache) | a folder of <arch>.pth state dicts
     # --- optimisation (paper: Adam 1e-3, betas .9/.999, batch 32, 10 epochs, lr/3 every 2) ----
-    optimizer: str = "adam"
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
@@ -108,6 +107,7 @@ class Profile:
     results_name: str = ""  # results/<results_name>/ ("" = the profile's name); shared by profiles that add runs
     bootstrap: int = 1000
     device: str = "auto"  # auto | cpu | cuda
+    workers: int = 1  # independent training runs at once (paperkit.workers): one per GPU, or per share of the CPU
     amp: bool = True  # bf16 autocast on CUDA only
     num_threads: int = 0  # 0 = torch default
     notes: str = ""
@@ -202,7 +202,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "split": ("official", "patient70_10_20", "lists"),
     "uncertain_policy": ("u_ones", "u_zeros", "u_ignore", "lsr_ones", "lsr_zeros"),
     "head": ("avg", "pcam"),
-    "optimizer": ("adam",),
     "kl_form": ("bernoulli", "as_printed"),
     "knns_mode": ("faithful", "efficient"),
     "knns_k_reduction": ("sum", "mean"),
@@ -315,7 +314,7 @@ def validate(profile: Profile) -> None:
             raise ConfigError(
                 f"parameter {key!r} must be one of {', '.join(allowed)}, got {getattr(profile, key)!r}"
             )
-    positive = ("n_images", "render_size", "resize", "crop", "batch_size", "epochs", "k", "lr_step_epochs")
+    positive = ("n_images", "render_size", "resize", "crop", "batch_size", "epochs", "k", "lr_step_epochs", "workers")
     for key in positive:
         if getattr(profile, key) <= 0:
             raise ConfigError(f"parameter {key!r} must be positive, got {getattr(profile, key)!r}")

@@ -77,7 +77,6 @@ SETTINGS: dict[str, _Setting] = {
     "target_arch": _Setting("the smallest DenseNet, trainable from scratch on a CPU", ("05", "06", "07", "08")),
     "pretrained": _Setting("no ImageNet weights can be downloaded here: models train from scratch "
                            "(pretrained=imagenet or a folder of <arch>.pth restores the paper's)", ("02", "05")),
-    "optimizer": _Setting("another optimiser", ("02", "05")),
     "lr": _Setting("another learning rate", ("02", "05")),
     "betas": _Setting("other Adam betas", ("02", "05")),
     "weight_decay": _Setting("weight decay the paper does not use", ("02", "05")),
@@ -103,7 +102,7 @@ SETTINGS: dict[str, _Setting] = {
 #: Fields that are not settings of the paper: bookkeeping, compute, the benchmark's own knobs and
 #: the kit's extra ablations (listed as such in notebook 06, not as departures).
 NOT_PAPER_SETTINGS = frozenset({
-    "name", "results_name", "notes", "data_root", "device", "num_threads",
+    "name", "results_name", "notes", "data_root", "device", "num_threads", "workers",
     "layouts", "noise", "benchmark_seed", "val_fraction",
     "ablation_seeds", "teaching", "lambda_sweep", "noise_sweep", "ablation_reference_archs", "oof_folds",
 })

@@ -7,12 +7,14 @@ ran and get the stored result back in a moment: notebooks 06-08 re-request the r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from paperkit.artifacts import Step
@@ -21,15 +23,19 @@ from paperkit.data.cache import ImageCache, build_cache
 from paperkit.data.chexpert import load_chexpert
 from paperkit.data.datasets import DataError, XrayDataset
 from paperkit.data.labels import CHEXPERT_TASKS, NIH_CLASSES
+from paperkit.data.mimic import load_mimic
 from paperkit.data.nih import GOOGLE_NAMES, find_file, load_nih
 from paperkit.evaluate import ComparisonResult, clean_vs_noisy, compare_models
+from paperkit.inference import load_model, predict
 from paperkit.knn import load_pools, neighbour_pools, save_pools
 from paperkit.losses import uncertain_targets
 from paperkit.paths import RunPaths
 from paperkit.runtime import pick_device
+from paperkit.run_state import RunData, run_config
 from paperkit.soft_labels import (average_predictions, combine_out_of_fold, load_soft_labels, out_of_fold_folds,
                                   save_soft_labels)
-from paperkit.train import TrainConfig, TrainResult, fit, load_model, predict
+from paperkit.train import TrainConfig, TrainResult, fit_run
+from paperkit.workers import run_parallel
 
 #: The benchmark is generated from this seed; training seeds vary, the data does not.
 DATA_SEED = 0
@@ -73,6 +79,15 @@ class Prepared:
             return "complete"
         return "partial" if known.any() else "none"
 
+    def mined_labels(self, split: str | None = None) -> np.ndarray:
+        """The report-mined labels ``[n, C]`` over every finding, the one meaning of "mined labels" in the
+        kit: a positive mention is 1, a negative or blank one 0, an uncertain one unknown (NaN),
+        whatever the training policy. All rows when ``split`` is ``None``."""
+        raw = self.dataset.labels if split is None else self.dataset.labels[self.rows(split)]
+        mined = np.nan_to_num(raw, nan=0.0).astype(np.float32)
+        mined[mined < 0] = np.nan
+        return mined
+
     def label_source(self, split: str = "test", clean: bool = True) -> str:
         """Which labels :meth:`labels` scores ``split`` against: ``clean`` or ``mined``."""
         return "clean" if clean and self.clean_coverage(split) == "complete" else "mined"
@@ -93,9 +108,7 @@ class Prepared:
         rows = self.rows(split)
         if self.label_source(split, clean) == "clean":
             return self.dataset.clean_labels[rows][:, self.eval_columns].copy()
-        mined = self.dataset.labels[rows][:, self.eval_columns].copy()
-        mined[mined < 0] = np.nan  # an uncertain mention is not a label to score against
-        return mined
+        return self.mined_labels(split)[:, self.eval_columns]
 
 
 def layouts(cfg: Profile) -> list[str]:
@@ -130,14 +143,78 @@ def prepare(cfg: Profile, paths: RunPaths, layout: str, *, noise: float | None =
         split = "official" if cfg.dataset == "benchmark" else cfg.split
         dataset = load_nih(root, split=split, seed=data_seed, val_fraction=cfg.val_fraction)
         eval_classes = NIH_CLASSES
-    else:
+    elif layout == "chexpert":
         dataset = load_chexpert(root, frontal_only=cfg.frontal_only, seed=data_seed, val_fraction=cfg.val_fraction)
         eval_classes = CHEXPERT_TASKS
+    elif layout == "mimic":  # MIMIC-CXR-JPG (not in the paper): CheXpert's observations, scored on its five tasks
+        dataset = load_mimic(root, frontal_only=cfg.frontal_only)
+        eval_classes = CHEXPERT_TASKS
+    else:
+        raise ValueError(f"layout must be nih, chexpert or mimic, got {layout!r}")
     images = build_cache(dataset.paths, paths.image_cache(f"{key}-{cfg.resize}px"), size=cfg.resize,
                          progress=progress)
     targets, mask = uncertain_targets(dataset.labels, policy or cfg.uncertain_policy, seed=data_seed)
     columns = np.array([dataset.classes.index(c) for c in eval_classes])
     return Prepared(key, layout, dataset, images, targets, mask, tuple(eval_classes), columns)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One training run for :func:`train_runs`: the arguments of :func:`train_run`."""
+
+    prep: Prepared
+    name: str
+    arch: str
+    seed: int
+    variant: str = "B"
+    soft: np.ndarray | None = None
+    pools: tuple[np.ndarray, np.ndarray] | None = None
+    rows: np.ndarray | None = None
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+
+def train_runs(cfg: Profile, paths: RunPaths, requests: Sequence[RunRequest]) -> list[TrainResult]:
+    """Independent runs, up to ``cfg.workers`` at once (:mod:`paperkit.workers`); results in request order.
+
+    Runs already finished are only loaded. The results do not depend on ``workers``.
+    """
+    pending = [r for r in requests if not _run_step(cfg, paths, r).done]
+    if cfg.workers > 1 and len(pending) > 1:
+        gpus = torch.cuda.device_count() if pick_device(cfg.device, 0).type == "cuda" else 0
+        run_parallel(_train_in_worker, [(cfg, paths, r) for r in pending], cfg.workers, gpus)
+    return [train_run(cfg, paths, r.prep, r.name, r.arch, r.seed, r.variant, soft=r.soft, pools=r.pools, rows=r.rows,
+                      **r.changes) for r in requests]
+
+
+def _train_in_worker(job: tuple[Profile, RunPaths, RunRequest]) -> None:
+    """One run in a worker process, with the torch threads the worker was given; the parent loads it."""
+    cfg, paths, r = job
+    cfg = dataclasses.replace(cfg, num_threads=torch.get_num_threads())  # not the profile's: the worker's share
+    train_run(cfg, paths, r.prep, r.name, r.arch, r.seed, r.variant, soft=r.soft, pools=r.pools, rows=r.rows,
+              **r.changes)
+
+
+def _run_step(cfg: Profile, paths: RunPaths, r: RunRequest) -> Step:
+    config, data, run_dir = _run_inputs(cfg, paths, r.prep, r.name, r.arch, r.seed, r.variant, r.soft, r.pools,
+                                        r.rows, dict(r.changes))
+    return Step(run_dir, {"train": run_config(config), "data": data.hash})
+
+
+def _run_inputs(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: str, seed: int, variant: str,
+                soft: np.ndarray | None, pools: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray | None,
+                changes: dict[str, Any]) -> tuple[TrainConfig, RunData, Path]:
+    """The config, inputs and folder of one run (what :func:`train_run` trains)."""
+    config = TrainConfig.from_profile(cfg, arch, seed, variant, **changes)
+    # pass only what the run uses, so B is not retrained when the soft labels change
+    soft = soft if config.lambda_modl > 0 else None
+    pools = pools if config.gamma_knns > 0 else None
+    train = prep.rows("train") if rows is None else rows
+    watched = rows is None and not changes and seed == cfg.seeds[0] and variant in MEMORISATION_VARIANTS
+    monitor = memorisation_monitor(cfg, prep) if watched else None
+    # the epoch is chosen on the mined validation labels: a real user has no clean truth to select on
+    data = RunData.build(prep.images, train, prep.rows("val"), prep.targets, prep.mask, soft, pools,
+                         prep.mined_labels(), prep.classes, monitor)
+    return config, data, paths.run_dir(f"{prep.key}/{name}")
 
 
 def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: str, seed: int,
@@ -150,16 +227,8 @@ def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: st
     ``changes`` override single training fields (``k``, ``lambda_modl``, ``knns_mode``, ...).
     ``rows`` trains on a subset of the training split (the out-of-fold references); default: all of it.
     """
-    config = TrainConfig.from_profile(cfg, arch, seed, variant, **changes)
-    # pass only what the run uses, so B is not retrained when the soft labels change
-    soft = soft if config.lambda_modl > 0 else None
-    pools = pools if config.gamma_knns > 0 else None
-    train = prep.rows("train") if rows is None else rows
-    watched = rows is None and not changes and seed == cfg.seeds[0] and variant in MEMORISATION_VARIANTS
-    monitor = memorisation_monitor(cfg, prep) if watched else None
-    return fit(config, prep.images, train, prep.rows("val"), prep.targets, prep.mask,
-               paths.run_dir(f"{prep.key}/{name}"), soft_labels=soft, pools=pools,
-               val_labels=_validation_labels(prep), class_names=prep.classes, monitor=monitor, progress=False)
+    config, data, run_dir = _run_inputs(cfg, paths, prep, name, arch, seed, variant, soft, pools, rows, changes)
+    return fit_run(config, data, run_dir, progress=False)
 
 
 #: The runs whose memorisation curves notebook 05 draws (first seed, the profile's own settings).
@@ -180,16 +249,8 @@ def memorisation_monitor(cfg: Profile, prep: Prepared) -> dict[str, tuple[np.nda
     train, test = prep.rows("train"), prep.rows("test")
     keep = np.full(len(prep.classes), np.nan)
     keep[prep.eval_columns] = 1.0  # other findings are NaN: not scored
-    return {"train_mined": (train, _validation_labels(prep)[train] * keep),
+    return {"train_mined": (train, prep.mined_labels("train") * keep),
             "test_clean": (test, prep.dataset.clean_labels[test] * keep)}
-
-
-def _validation_labels(prep: Prepared) -> np.ndarray:
-    """Model selection uses the *mined* validation labels (a real user has no clean truth to select on):
-    positive mentions are 1, blanks 0, uncertain mentions unknown -- whatever the training policy."""
-    labels = np.nan_to_num(prep.dataset.labels, nan=0.0).astype(np.float32)
-    labels[labels < 0] = np.nan
-    return labels
 
 
 def reference_name(arch: str, seed: int = 0) -> str:
@@ -203,12 +264,13 @@ def target_name(variant: str, seed: int, **tags) -> str:
 
 def train_references(cfg: Profile, paths: RunPaths, prep: Prepared, seed: int = 0,
                      archs: Sequence[str] | None = None) -> dict[str, TrainResult]:
-    """The N reference CNNs of the paper's first step, each trained with BCE only."""
-    return {arch: train_run(cfg, paths, prep, reference_name(arch, seed), arch, seed)
-            for arch in (archs or cfg.reference_archs)}
+    """The N reference CNNs of the paper's first step, each trained with BCE only (``cfg.workers`` at once)."""
+    archs = list(archs or cfg.reference_archs)
+    runs = train_runs(cfg, paths, [RunRequest(prep, reference_name(arch, seed), arch, seed) for arch in archs])
+    return dict(zip(archs, runs))
 
 
-def probabilities(result: TrainResult | Path, prep: Prepared, rows: np.ndarray, cfg: Profile) -> np.ndarray:
+def probabilities(cfg: Profile, result: TrainResult | Path, prep: Prepared, rows: np.ndarray) -> np.ndarray:
     """Predicted probabilities ``[n, C]`` of a trained run on dataset ``rows`` (centre crops), on the
     profile's device (bf16 autocast on CUDA, as in training)."""
     model = load_model(result) if isinstance(result, Path) else result.model
@@ -222,7 +284,7 @@ def soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, refs: Mapping[str
     """Eq. 2's l_i for every row: the average of the references' probabilities (cached with a manifest)."""
     every = np.arange(len(prep.dataset))
     return _cached_soft_labels(cfg, paths, prep, name, {"references": sorted(refs)}, list(refs.values()),
-                               lambda: average_predictions([probabilities(r, prep, every, cfg) for r in refs.values()]))
+                               lambda: average_predictions([probabilities(cfg, r, prep, every) for r in refs.values()]))
 
 
 def out_of_fold_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, n_folds: int,
@@ -237,8 +299,10 @@ def out_of_fold_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, n_fol
     archs = list(archs or cfg.reference_archs)
     train = prep.rows("train")
     fold_of_train = out_of_fold_folds(prep.dataset.patient_ids[train], n_folds, seed=DATA_SEED)
-    runs = {arch: [train_run(cfg, paths, prep, f"{reference_name(arch, seed)}-oof{f}of{n_folds}", arch, seed,
-                             rows=train[fold_of_train != f]) for f in range(n_folds)] for arch in archs}
+    requests = [RunRequest(prep, f"{reference_name(arch, seed)}-oof{f}of{n_folds}", arch, seed,
+                           rows=train[fold_of_train != f]) for arch in archs for f in range(n_folds)]
+    done = iter(train_runs(cfg, paths, requests))
+    runs = {arch: [next(done) for _ in range(n_folds)] for arch in archs}
 
     def compute() -> np.ndarray:
         every = np.arange(len(prep.dataset))
@@ -246,7 +310,7 @@ def out_of_fold_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, n_fol
         folds[train] = fold_of_train
         per_arch = []
         for fold_runs in runs.values():
-            fold_probs = [probabilities(r, prep, every, cfg) for r in fold_runs]
+            fold_probs = [probabilities(cfg, r, prep, every) for r in fold_runs]
             outside = average_predictions(fold_probs)
             per_arch.append(combine_out_of_fold([*fold_probs, outside], folds))
         return average_predictions(per_arch)
@@ -306,16 +370,22 @@ def clean_vs_mined(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray]
                                        "noise_gap": "mined − clean"})).round(2)
 
 
-def finding_mask(prep: Prepared, row: int, finding: str, cfg: Profile) -> np.ndarray | None:
-    """The benchmark's lesion mask of ``finding`` on image ``row``, resized and centre-cropped like the input."""
-    path = Path(prep.dataset.paths[row])
-    npz = path.parent.parent / "masks" / f"{path.stem}.npz"
-    if not npz.is_file():
+def finding_mask(cfg: Profile, prep: Prepared, row: int, finding: str) -> np.ndarray | None:
+    """The benchmark's lesion mask of ``finding`` on image ``row``, resized and centre-cropped like the input.
+
+    ``finding`` is an NIH finding or a CheXpert observation (the union of the NIH findings it maps
+    to, e.g. "Pleural Effusion" -> Effusion); ``None`` when the image has no such mask (or the data
+    is not the benchmark)."""
+    from paperkit.data.benchmark import CHEXPERT_MAP, mask_file
+
+    npz = mask_file(Path(prep.dataset.paths[row]))
+    if npz is None or not npz.is_file():
         return None
     with np.load(npz) as masks:
-        if finding not in masks:
-            return None
-        mask = masks[finding]
+        parts = [masks[name] for name in CHEXPERT_MAP.get(finding, (finding,)) if name in masks]
+    if not parts:
+        return None
+    mask = np.logical_or.reduce(parts)
     resized = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((cfg.resize, cfg.resize)))
     top = (cfg.resize - cfg.crop) // 2
     return resized[top : top + cfg.crop, top : top + cfg.crop] > 127

@@ -46,12 +46,8 @@ MODEL_INFO: dict[str, str] = {
     "inception_resnet_v2": "Inception-ResNet-v2 (Szegedy et al. 2017): paper reference; 54.3M params; valid-padded stem needs inputs of at least 75 px.",
     "legacy_xception": "Xception (Chollet 2017), timm's port of the original Keras weights: paper reference; 20.8M params.",
     "nasnetalarge": "NASNet-A Large (Zoph et al. 2018): paper reference; 84.8M params; needs ~331 px inputs to match its ImageNet training.",
-    # --- CPU profiles: six different families, so the reference ensemble disagrees usefully ---
+    # --- tests and bench/bench_knns.py ---------------------------------------------------------
     "resnet10t": "ResNet-10-T (timm): residual family; the CPU reference and target before the *_tiny variants (19 img/s under load at 48 px); 4.9M params.",
-    "mobilenetv3_small_100": "MobileNetV3-Small (Howard et al. 2019): inverted residual + squeeze-excite; 0.9M params (post-pool conv_head dropped).",
-    "efficientnet_b0": "EfficientNet-B0 (Tan & Le 2019): compound-scaled MBConv; 4.0M params.",
-    "regnetx_002": "RegNetX-200MF (Radosavovic et al. 2020): designed-space grouped-conv ResNet; 2.3M params.",
-    "ghostnet_100": "GhostNet (Han et al. 2020): cheap 'ghost' feature maps; 2.7M params (post-pool conv_head dropped).",
     # --- small from-scratch families registered below for the CPU profiles (56 px crops). ----
     # ImageNet-sized networks downsample by 32 (a 2x2 map at 56 px, too coarse for PCAM heatmaps)
     # and train at 20-300 img/s on two cores; these train at ~900-2000 img/s and keep >= 3x3 maps.
@@ -69,11 +65,6 @@ MODEL_INFO: dict[str, str] = {
 def paper_reference_archs() -> tuple[str, ...]:
     """timm names of the paper's six reference networks (its target is ``densenet121``)."""
     return PAPER_REFERENCES
-
-
-def cpu_reference_archs() -> tuple[str, ...]:
-    """timm names of the six small families that stand in for the references on a CPU."""
-    return CPU_REFERENCES
 
 
 def _variant(name: str, base: str, changes: dict[str, Any], kwargs: dict[str, Any]) -> nn.Module:

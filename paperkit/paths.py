@@ -63,10 +63,6 @@ class RunPaths:
         return self.checkpoints / run_name
 
     @property
-    def predictions(self) -> Path:
-        return self.root / "predictions"
-
-    @property
     def soft_labels(self) -> Path:
         return self.root / "soft_labels"
 

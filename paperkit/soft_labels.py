@@ -2,7 +2,7 @@
 
 Each of the N trained reference networks predicts a probability per finding for every training
 image; their mean ``l_i`` is the target's soft label (and the space in which KNNS pools are
-searched). Prediction itself belongs to :mod:`paperkit.train` (``predict``); the functions here
+searched). Prediction itself belongs to :mod:`paperkit.inference` (``predict``); the functions here
 take probability arrays.
 
 Two teaching options go beyond the paper:

@@ -35,65 +35,27 @@ and each rank normalises over its own shard.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import math
-import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
-from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from paperkit.artifacts import FORCE_ENV, Step, read_manifest, write_text
-from paperkit.checkpoint import global_rng_state, load_checkpoint, save_checkpoint, set_global_rng_state
+from paperkit.artifacts import Step, read_manifest
 from paperkit.config import Profile
-from paperkit.data.augment import apply_crops, augment_batch, crop_params
+from paperkit.data.augment import apply_crops, crop_params
 from paperkit.losses import bce_loss, knns_loss, modl_loss
-from paperkit.models import Classifier, create_model, pretrained_source
-from paperkit.bank import NeighbourBank
-from paperkit.runtime import all_gather_rows, gather_objects, pick_device, prefetch
+from paperkit.models import Classifier, pretrained_source
+from paperkit.inference import load_model, predict
+from paperkit.run_state import ArrayImages, ImageSource, RunData, RunState, run_config
+from paperkit.runtime import all_gather_rows, prefetch
 
 VARIANTS = ("B", "B+MODL", "B+KNNS", "B+MODL+KNNS")
-#: Offset between the batch-order seed and the neighbour-sampling seed (any fixed constant).
-_KNNS_SEED_OFFSET = 7919
-
-
-class ImageSource(Protocol):
-    """What the trainer reads images from (``paperkit.data.cache.ImageCache`` or :class:`ArrayImages`).
-
-    An optional ``fingerprint: str`` attribute identifies the content for the run manifest; without
-    one, the class name and length stand in.
-    """
-
-    def __len__(self) -> int: ...
-
-    def load(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 ``[B, S, S]`` images at ``indices``."""
-        ...
-
-
-class ArrayImages:
-    """An in-memory :class:`ImageSource` over a uint8 array ``[N, S, S]`` (tests, small data)."""
-
-    def __init__(self, array: np.ndarray) -> None:
-        if array.dtype != np.uint8 or array.ndim != 3:
-            raise ValueError(f"expected uint8 [N, S, S], got {array.dtype} {array.shape}")
-        self.array = array
-        self.fingerprint = _hash_arrays(array)
-
-    def __len__(self) -> int:
-        return len(self.array)
-
-    def load(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.array[np.asarray(indices)])
+__all__ = ["ArrayImages", "ImageSource", "TrainConfig", "TrainResult", "VARIANTS", "fit", "load_model", "predict"]
 
 
 @dataclass(frozen=True)
@@ -208,300 +170,167 @@ def fit(
     A ``run_dir`` whose config or data changed since its manifest or checkpoint is trained again
     from epoch 1 (its epochs belong to other inputs); an unchanged one resumes or is skipped.
     """
-    run_dir = Path(run_dir)
-    n_classes = targets.shape[1]
-    names = list(class_names) if class_names is not None else [f"c{j}" for j in range(n_classes)]
-    use_modl, use_knns = config.lambda_modl > 0, config.gamma_knns > 0
-    if use_modl and soft_labels is None:
-        raise ValueError("lambda_modl > 0 needs soft_labels")
-    if use_knns:
-        if pools is None or pools[0].shape != (len(train_index), max(config.k, pools[0].shape[1])):
-            raise ValueError(f"gamma_knns > 0 needs pools [len(train_index), >= k={config.k}] over train_index")
-    if config.knns_mode not in ("faithful", "efficient"):
-        raise ValueError(f"knns_mode must be faithful or efficient, got {config.knns_mode!r}")
-    if val_labels is None:
-        val_labels = np.where(mask, targets, np.nan) if mask is not None else targets
-    world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
-    if config.batch_size % world or len(train_index) < config.batch_size:
-        raise ValueError(f"batch_size {config.batch_size} must divide by {world} ranks "
-                         f"and not exceed the {len(train_index)} training images")
+    data = RunData.build(images, train_index, val_index, targets, mask, soft_labels, pools, val_labels,
+                         class_names, monitor)
+    return fit_run(config, data, run_dir, progress=progress)
 
-    config_dict = dataclasses.asdict(config)
-    config_dict.pop("num_threads")
-    monitored = [a for name in sorted(monitor or {}) for a in (name, *monitor[name])]
-    data_hash = _hash_arrays(train_index, val_index, targets, mask, soft_labels, val_labels,
-                             *(pools or ()), getattr(images, "fingerprint", f"{type(images).__name__}:{len(images)}"),
-                             *monitored)
-    step = Step(run_dir, {"train": config_dict, "data": data_hash})
+
+def fit_run(config: TrainConfig, data: RunData, run_dir: str | Path, *, progress: bool = True) -> TrainResult:
+    """:func:`fit` on inputs already gathered in a :class:`~paperkit.run_state.RunData`."""
+    _check_inputs(config, data)
+    step = Step(Path(run_dir), {"train": run_config(config), "data": data.hash})
     if step.done:
-        return _finished(run_dir, read_manifest(run_dir)["summary"])
-
-    device = pick_device(config.device, rank)
-    cuda = device.type == "cuda"
-    if config.num_threads > 0:
-        torch.set_num_threads(config.num_threads)
-    if cuda:
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-    deterministic_before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(not cuda)  # CPU: exact resume; CUDA: speed (cudnn.benchmark)
-
-    torch.manual_seed(config.seed)  # model initialisation depends on the seed only
-    model = create_model(config.arch, n_classes, in_chans=1, head=config.head, pretrained=config.pretrained or None)
-    model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
-    data_gen = torch.Generator().manual_seed(config.seed)
-    knns_gen = torch.Generator().manual_seed(config.seed + _KNNS_SEED_OFFSET)
-    bank = NeighbourBank(len(images), n_classes, device) if use_knns and config.knns_mode == "efficient" else None
-    history: list[dict[str, Any]] = []
-    start_epoch, best_epoch, best_auc = 0, -1, -math.inf
-
-    last_path = run_dir / "last.pt"
-    ck = _resumable_checkpoint(last_path, step.hash)
-    if ck is None and last_path.is_file() and rank == 0:
-        # the run's config or data changed (or --force): its epochs are for other inputs, start over
-        print(f"{run_dir.name}: inputs changed since the last checkpoint, training again from epoch 1")
-        last_path.unlink()
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        start_epoch, best_epoch, best_auc, history = ck["epoch"], ck["best_epoch"], ck["best_auc"], ck["history"]
-        data_gen.set_state(ck["data_gen"])
-        knns_gen.set_state(ck["knns_gen"])
-        set_global_rng_state(ck["rng"][rank])
-        if bank is not None:
-            bank.load_state_dict(ck["bank"])
-    elif rank == 0:
-        step.start()
-    if world > 1:
-        dist.barrier()  # rank 0 has prepared run_dir before anyone reads or writes it
-
-    net = model
-    if world > 1:
-        if cuda and config.sync_bn:
-            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if cuda else None)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and config.amp else nullcontext()
-    if bank is not None and ck is None:
-        bank.warm_start(model, images, train_index, config.crop, config.batch_size * 4, amp)
-    t_train = torch.from_numpy(np.asarray(train_index, dtype=np.int64))
-    t_targets = torch.as_tensor(targets, dtype=torch.float32)
-    t_mask = torch.as_tensor(mask, dtype=torch.bool) if mask is not None else None
-    t_soft = torch.as_tensor(soft_labels, dtype=torch.float32) if use_modl else None
-    pool_index = pool_sim = None
-    if use_knns:  # pools indexed by image row, holding image rows (a row outside train_index is never read)
-        pool_index = torch.zeros(len(images), pools[0].shape[1], dtype=torch.int64)
-        pool_index[t_train] = t_train[torch.as_tensor(pools[0], dtype=torch.int64)]
-        pool_sim = torch.zeros(len(images), pools[0].shape[1])
-        pool_sim[t_train] = torch.as_tensor(pools[1], dtype=torch.float32)
-    size = images.load(t_train[:1]).shape[-1]
-    b_global, steps = config.batch_size, len(train_index) // config.batch_size
-    b_local = b_global // world
-    mine = slice(rank * b_local, (rank + 1) * b_local)
-    faithful = use_knns and config.knns_mode == "faithful"
-
+        return _finished(step.out_dir, read_manifest(step.out_dir)["summary"])
+    state = RunState.start(config, data, step)  # model, optimiser, generators, bank; resumed if possible
     try:
-        for epoch in range(start_epoch, config.epochs):
-            # The whole epoch's randomness is drawn up front, in a fixed order, from the two generators:
-            # batch order and anchor crops (data_gen), neighbour choice and neighbour crops (knns_gen).
-            perm = torch.randperm(len(train_index), generator=data_gen)[: steps * b_global].view(steps, b_global)
-            crops = [crop_params(b_global, size, config.crop, True, data_gen) for _ in range(steps)]
-            choice = (torch.rand(steps, b_global, pool_index.shape[1], generator=knns_gen).argsort(-1)[..., : config.k]
-                      if use_knns else None)
-            nb_crops = ([crop_params(b_global * config.k, size, config.crop, True, knns_gen) for _ in range(steps)]
-                        if faithful else None)
-
-            def batches() -> Iterator[tuple[torch.Tensor, ...]]:
-                """(rows, uint8 images[, neighbour rows, neighbour images]) of this rank, step by step."""
-                for s in range(steps):
-                    rows = t_train[perm[s, mine]]
-                    nb = pool_index[rows].gather(1, choice[s, mine]) if use_knns else None
-                    load = rows if not faithful else torch.cat([rows, nb.flatten()])
-                    x = images.load(load)
-                    yield rows, nb, (x.pin_memory() if cuda else x)
-
-            model.train()
-            t0, cpu0, sums, bar = time.perf_counter(), time.process_time(), torch.zeros(4, device=device), None
-            if progress and rank == 0:
-                bar = tqdm(total=steps, desc=f"{config.arch} epoch {epoch + 1}/{config.epochs}", leave=False)
-            for s, (rows, nb, x) in enumerate(prefetch(batches())):
-                x = x.to(device, non_blocking=True)
-                top, left, flip = (t[mine] for t in crops[s])
-                if faithful:
-                    nb_mine = slice(rank * b_local * config.k, (rank + 1) * b_local * config.k)
-                    top, left, flip = (torch.cat([a, t[nb_mine]]) for a, t in zip((top, left, flip), nb_crops[s]))
-                x = apply_crops(x, top, left, flip, config.crop)
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with amp:
-                    out = net(x)
-                logits = out[:b_local].float()  # losses in float32 even under bf16 autocast
-                y, m = t_targets[rows].to(device), t_mask[rows].to(device) if t_mask is not None else None
-                bce = bce_loss(logits, y, m)
-                modl = modl_loss(logits, t_soft[rows].to(device), config.kl_form) if use_modl else bce.new_zeros(())
-                knns = bce.new_zeros(())
-                if use_knns:
-                    sim = pool_sim[rows].gather(1, choice[s, mine]).to(device)
-                    if faithful:
-                        nb_logits = out[b_local:].float().view(b_local, config.k, n_classes)
-                        knns = knns_loss(logits, nb_logits, sim, config.kl_form, k_reduction=config.knns_k_reduction)
-                    else:
-                        nb_logits, written = bank.read(nb.to(device), epoch + s / steps)
-                        knns = knns_loss(logits, nb_logits, sim * written, config.kl_form, detach_neighbours=True,
-                                         k_reduction=config.knns_k_reduction)
-                loss = bce + config.lambda_modl * modl + config.gamma_knns * knns
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if bank is not None:
-                    bank.write(t_train[perm[s]].to(device), all_gather_rows(logits.detach(), world), epoch + (s + 1) / steps)
-                sums += torch.stack([loss.detach(), bce.detach(), modl.detach(), knns.detach()])
-                if bar is not None:
-                    bar.update()
-                    if s % 10 == 0 or s == steps - 1:
-                        mean = (sums / (s + 1)).tolist()
-                        rate = (s + 1) * b_global / (time.perf_counter() - t0)
-                        bar.set_postfix(loss=f"{mean[0]:.4f}", bce=f"{mean[1]:.4f}", modl=f"{mean[2]:.4f}",
-                                        knns=f"{mean[3]:.4f}", img_s=f"{rate:.0f}")
+        while state.epoch < config.epochs:
+            plan = EpochPlan.draw(state)  # the epoch's batch order, crops and neighbours, drawn up front
+            state.model.train()
+            t0, cpu0, sums = time.perf_counter(), time.process_time(), torch.zeros(4, device=state.device)
+            bar = _progress_bar(state, plan.steps, progress)
+            for s, batch in enumerate(prefetch(plan.batches())):
+                sums += training_step(state, plan, s, *batch)  # eq. 1: BCE + λ·MODL + γ·KNNS
+                _show(bar, sums, s, plan, t0)
             if bar is not None:
                 bar.close()
-            train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-
-            aucs = _validate(model, images, val_index, val_labels, config.crop, b_global * 4, device, rank, world)
-            mean_auc = _mean_auc(aucs)
-            terms = (sums / steps).tolist()
-            watched = {f"monitor_{name}": _mean_auc(_validate(model, images, rows, np.asarray(labels), config.crop,
-                                                                b_global * 4, device, rank, world, row_labels=True))
-                       for name, (rows, labels) in (monitor or {}).items()}
-            history.append({"epoch": epoch + 1, "lr": lr, "loss": terms[0], "bce": terms[1], "modl": terms[2],
-                            "knns": terms[3], "train_s": train_s, "train_cpu_s": train_cpu_s,
-                            "img_per_s": steps * b_global / train_s, **(bank.epoch_stats() if bank else {}),
-                            "val_auc": mean_auc, **{f"auc_{n}": a for n, a in zip(names, aucs)}, **watched})
-            improved = best_epoch < 0 or mean_auc > best_auc
-            if improved:
-                best_epoch, best_auc = epoch + 1, mean_auc
-            rng = gather_objects(global_rng_state(), world)
-            if rank == 0:
-                meta = {"config": config_dict, "num_classes": n_classes, "fingerprint": step.hash}
-                if improved:
-                    save_checkpoint(run_dir / "best.pt", {**meta, "epoch": epoch + 1, "model": model.state_dict(),
-                                                          "val_auc": mean_auc})
-                save_checkpoint(last_path, {
-                    **meta, "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "best_epoch": best_epoch, "best_auc": best_auc,
-                    "history": history, "data_gen": data_gen.get_state(), "knns_gen": knns_gen.get_state(),
-                    "rng": rng, "bank": bank.state_dict() if bank is not None else None,
-                })
-                _write_metrics(run_dir, history)  # for watching a run; rewritten below before the manifest
-            if world > 1:
-                dist.barrier()  # nobody starts the next epoch (or returns) before the files exist
-        summary = {"best_epoch": best_epoch, "best_auc": best_auc, "epochs": config.epochs}
-        if rank == 0:
-            # from the checkpoint's history: a kill after the last epoch's last.pt and before its
-            # metrics.csv resumes with no epoch left to run, and must not finish on an old metrics.csv
-            _write_metrics(run_dir, history)
-            step.finish(summary)
-        if world > 1:
-            dist.barrier()
+            state.end_epoch(sums / plan.steps, time.perf_counter() - t0, time.process_time() - cpu0,
+                            plan.steps * config.batch_size)  # validation, checkpoint, metrics.csv
+        summary = state.finish()
     finally:
-        torch.use_deterministic_algorithms(deterministic_before)
-    return _finished(run_dir, summary, skipped=False)
+        state.close()
+    return _finished(step.out_dir, summary, skipped=False)
 
 
-def predict(
-    model: torch.nn.Module, images: ImageSource, indices: np.ndarray, crop: int, *,
-    batch_size: int = 128, device: str | torch.device = "cpu",
-) -> np.ndarray:
-    """Probabilities ``[n, C]`` (float32) of ``images`` at ``indices``: centre crop, eval mode, no grad.
-
-    The model is moved to ``device``; on CUDA inputs are channels_last under bf16 autocast.
-    """
-    device = torch.device(device)
-    cuda = device.type == "cuda"
-    model.to(device).eval()
-    index = np.asarray(indices, dtype=np.int64)
-    out = []
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-        for start in range(0, len(index), batch_size):
-            x = augment_batch(images.load(index[start : start + batch_size]).to(device, non_blocking=True), crop, False)
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            out.append(torch.sigmoid(model(x).float()).cpu())
-    n_classes = getattr(model, "num_classes", 0)
-    return torch.cat(out).numpy() if out else np.zeros((0, n_classes), dtype=np.float32)
-
-
-def load_model(run_dir: str | Path, which: str = "best") -> Classifier:
-    """The model saved in ``run_dir`` (``which`` = ``"best"`` on validation AUC, or ``"last"``), CPU, eval mode."""
-    if which not in ("best", "last"):
-        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
-    ck = load_checkpoint(Path(run_dir) / f"{which}.pt")
-    cfg = ck["config"]
-    model = create_model(cfg["arch"], ck["num_classes"], in_chans=1, head=cfg["head"])
-    model.load_state_dict(ck["model"])
-    return model.eval()
+def training_step(state: RunState, plan: "EpochPlan", s: int, rows: torch.Tensor, neighbours: torch.Tensor | None,
+                  images: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on eq. 1 for this rank's share of batch ``s``; returns the detached
+    ``[loss, L_cls, L_distri, Σ_k L_neigh]`` (the last two unweighted)."""
+    config, data, device = state.config, state.data, state.device
+    x = plan.augment(s, images.to(device, non_blocking=True))
+    with state.amp:
+        out = state.net(x)
+    logits = out[: len(rows)].float()  # the anchors; losses in float32 even under bf16 autocast
+    mask = data.mask[rows].to(device) if data.mask is not None else None
+    bce = bce_loss(logits, data.targets[rows].to(device), mask)  # L_cls
+    modl = knns = bce.new_zeros(())
+    if config.lambda_modl > 0:  # L_distri (eq. 2): KL(l_i ‖ f(x_i))
+        modl = modl_loss(logits, data.soft[rows].to(device), config.kl_form)
+    if config.gamma_knns > 0:  # Σ_k s_ik · KL(f(x_i^k) ‖ f(x_i)) (eqs. 3-4)
+        nb_logits, similarity, detached = plan.neighbour_logits(s, rows, neighbours, out[len(rows):])
+        knns = knns_loss(logits, nb_logits, similarity, config.kl_form, detach_neighbours=detached,
+                         k_reduction=config.knns_k_reduction)
+    loss = bce + config.lambda_modl * modl + config.gamma_knns * knns  # eq. 1
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    if state.bank is not None:  # this step's anchors become the neighbours' stored predictions
+        state.bank.write(plan.global_rows(s).to(device), all_gather_rows(logits.detach(), state.world),
+                         plan.epoch + (s + 1) / plan.steps)
+    return torch.stack([loss, bce, modl, knns]).detach()
 
 
-# --- helpers ---------------------------------------------------------------------------------------
+@dataclass
+class EpochPlan:
+    """One epoch's randomness, drawn up front in a fixed order from the run's two generators: batch
+    order and anchor crops (``data_gen``; the same for B and every variant with the same seed),
+    neighbour choice and neighbour crops (``knns_gen``). The last incomplete batch is dropped (a batch
+    of one breaks BatchNorm, and DDP needs equal shards)."""
+
+    state: RunState
+    epoch: int
+    steps: int
+    perm: torch.Tensor  # [steps, global batch] positions in the training rows
+    crops: list[tuple[torch.Tensor, ...]]  # per step: (top, left, flip) of the global batch's anchors
+    choice: torch.Tensor | None  # [steps, global batch, K] which pool entries are the neighbours
+    nb_crops: list[tuple[torch.Tensor, ...]] | None  # faithful KNNS: crops of the forwarded neighbours
+
+    @classmethod
+    def draw(cls, state: RunState) -> "EpochPlan":
+        config, data = state.config, state.data
+        size = data.images.load(data.train[:1]).shape[-1]
+        batch, steps = config.batch_size, len(data.train) // config.batch_size
+        perm = torch.randperm(len(data.train), generator=state.data_gen)[: steps * batch].view(steps, batch)
+        crops = [crop_params(batch, size, config.crop, True, state.data_gen) for _ in range(steps)]
+        choice = nb_crops = None
+        if config.gamma_knns > 0:
+            pool = data.pool_index.shape[1]
+            choice = torch.rand(steps, batch, pool, generator=state.knns_gen).argsort(-1)[..., : config.k]
+            if config.knns_mode == "faithful":
+                nb_crops = [crop_params(batch * config.k, size, config.crop, True, state.knns_gen) for _ in range(steps)]
+        return cls(state, state.epoch, steps, perm, crops, choice, nb_crops)
+
+    def _mine(self, per_anchor: int = 1) -> slice:
+        """This rank's share of a global batch (``per_anchor`` entries per anchor)."""
+        local = self.state.config.batch_size // self.state.world * per_anchor
+        return slice(self.state.rank * local, (self.state.rank + 1) * local)
+
+    def global_rows(self, s: int) -> torch.Tensor:
+        return self.state.data.train[self.perm[s]]
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+        """(anchor rows, neighbour rows ``[b, K]`` or ``None``, uint8 images) of this rank, step by step;
+        faithful KNNS loads the neighbours' images after the anchors'."""
+        data, cuda = self.state.data, self.state.cuda
+        for s in range(self.steps):
+            rows = self.global_rows(s)[self._mine()]
+            nb = data.pool_index[rows].gather(1, self.choice[s, self._mine()]) if self.choice is not None else None
+            x = data.images.load(rows if self.nb_crops is None else torch.cat([rows, nb.flatten()]))
+            yield rows, nb, (x.pin_memory() if cuda else x)
+
+    def augment(self, s: int, images: torch.Tensor) -> torch.Tensor:
+        """The step's random crops and flips of the anchors (and forwarded neighbours), normalised."""
+        top, left, flip = (t[self._mine()] for t in self.crops[s])
+        if self.nb_crops is not None:
+            k = self.state.config.k
+            top, left, flip = (torch.cat([a, t[self._mine(k)]]) for a, t in zip((top, left, flip), self.nb_crops[s]))
+        x = apply_crops(images, top, left, flip, self.state.config.crop)
+        return x.contiguous(memory_format=torch.channels_last) if self.state.cuda else x
+
+    def neighbour_logits(self, s: int, rows: torch.Tensor, neighbours: torch.Tensor,
+                         forwarded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Neighbour logits ``[b, K, C]``, their similarities ``s_ik`` and whether they are detached:
+        forwarded with the anchors (faithful) or read from the memory bank (efficient; a row never
+        written has similarity 0)."""
+        state = self.state
+        similarity = state.data.pool_sim[rows].gather(1, self.choice[s, self._mine()]).to(state.device)
+        if self.nb_crops is not None:
+            return forwarded.float().view(len(rows), state.config.k, state.data.n_classes), similarity, False
+        logits, written = state.bank.read(neighbours.to(state.device), self.epoch + s / self.steps)
+        return logits, similarity * written, True
 
 
-def _validate(model: torch.nn.Module, images: ImageSource, val_index: np.ndarray, labels: np.ndarray, crop: int,
-              batch_size: int, device: torch.device, rank: int, world: int, row_labels: bool = False) -> np.ndarray:
-    """Per-class AUC on ``val_index`` (``NaN`` for a class with one label value); each rank scores a shard.
-
-    ``labels`` is indexed by image row, or holds one row per ``val_index`` entry when ``row_labels``."""
-    shards = np.array_split(np.asarray(val_index, dtype=np.int64), world)
-    probs = np.concatenate(gather_objects(predict(model, images, shards[rank], crop, batch_size=batch_size,
-                                                   device=device), world))
-    model.train()
-    truth = labels if row_labels else labels[np.concatenate(shards)]
-    aucs = np.full(truth.shape[1], np.nan)
-    for j in range(truth.shape[1]):
-        known = ~np.isnan(truth[:, j])
-        if len(np.unique(truth[known, j])) == 2:
-            aucs[j] = roc_auc_score(truth[known, j], probs[known, j])
-    return aucs
+def _check_inputs(config: TrainConfig, data: RunData) -> None:
+    """Raise ``ValueError`` on inputs the config cannot train with."""
+    if config.lambda_modl > 0 and data.soft is None:
+        raise ValueError("lambda_modl > 0 needs soft_labels")
+    if config.gamma_knns > 0 and (data.pool_index is None or data.pool_index.shape[1] < config.k):
+        raise ValueError(f"gamma_knns > 0 needs pools [len(train_index), >= k={config.k}] over train_index")
+    if config.knns_mode not in ("faithful", "efficient"):
+        raise ValueError(f"knns_mode must be faithful or efficient, got {config.knns_mode!r}")
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    if config.batch_size % world or len(data.train) < config.batch_size:
+        raise ValueError(f"batch_size {config.batch_size} must divide by {world} ranks "
+                         f"and not exceed the {len(data.train)} training images")
 
 
-def _mean_auc(aucs: np.ndarray) -> float:
-    return float(np.nanmean(aucs)) if np.isfinite(aucs).any() else math.nan
-
-
-def _write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    """``run_dir/metrics.csv``, one row per epoch, written atomically (a kill never leaves half a file)."""
-    write_text(run_dir / "metrics.csv", pd.DataFrame(history).to_csv(index=False))
-
-
-def _resumable_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    """``path`` loaded once if a run with ``fingerprint`` can resume from it; ``None`` when it is absent,
-    belongs to other inputs, or was written before a ``--force`` run started. Every rank decides from the
-    same file, so no rank resumes while another starts over."""
-    try:
-        written = path.stat().st_mtime
-        ck = load_checkpoint(path)
-    except FileNotFoundError:  # absent, or removed as stale by rank 0 meanwhile
+def _progress_bar(state: RunState, steps: int, show: bool) -> Any:
+    if not show or state.rank != 0:
         return None
-    force_since = float(os.environ.get(FORCE_ENV, 0) or 0)
-    return ck if ck["fingerprint"] == fingerprint and written >= force_since else None
+    return tqdm(total=steps, desc=f"{state.config.arch} epoch {state.epoch + 1}/{state.config.epochs}", leave=False)
+
+
+def _show(bar: Any, sums: torch.Tensor, s: int, plan: EpochPlan, t0: float) -> None:
+    """Advance the bar; every 10 steps show the mean loss terms and img/s (a GPU sync, so not every step)."""
+    if bar is None:
+        return
+    bar.update()
+    if s % 10 == 0 or s == plan.steps - 1:
+        loss, bce, modl, knns = (sums / (s + 1)).tolist()
+        rate = (s + 1) * plan.state.config.batch_size / (time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{loss:.4f}", bce=f"{bce:.4f}", modl=f"{modl:.4f}", knns=f"{knns:.4f}", img_s=f"{rate:.0f}")
 
 
 def _finished(run_dir: Path, summary: dict[str, Any], skipped: bool = True) -> TrainResult:
     return TrainResult(run_dir=run_dir, model=load_model(run_dir, "best"),
                        history=pd.read_csv(run_dir / "metrics.csv"), best_epoch=summary["best_epoch"],
                        best_auc=summary["best_auc"], skipped=skipped)
-
-
-def _hash_arrays(*items: Any) -> str:
-    """Content hash of arrays (and strings, ``None``) for the run manifest."""
-    h = hashlib.sha256()
-    for item in items:
-        if item is None or isinstance(item, str):
-            h.update(json.dumps(item).encode())
-        else:
-            a = np.ascontiguousarray(item)
-            h.update(f"{a.dtype}{a.shape}".encode())
-            h.update(a.tobytes())
-    return h.hexdigest()[:16]

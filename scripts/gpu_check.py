@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import paperkit.run_state as run_state
 import paperkit.train as train
 from paperkit import experiment
 from paperkit.checkpoint import save_checkpoint
@@ -87,7 +88,7 @@ def training_runs(device: str, out: Path, n_images: int, epochs: int) -> None:
         pools = experiment.pools(cfg, paths, prep, soft, cfg.k) if variant != "B" else None
         result = experiment.train_run(cfg, paths, prep, name, "densenet_tiny", 0, variant, soft=soft, pools=pools,
                                       **changes)
-        probs = experiment.probabilities(result, prep, test, dataclasses.replace(cfg, device=changes["device"]))
+        probs = experiment.probabilities(dataclasses.replace(cfg, device=changes["device"]), result, prep, test)
         auc = experiment.evaluate(cfg, prep, {"m": probs}, reference=None).mean_auc("m")
         print(f"      {name}: clean test AUC {100 * auc:.2f}, {time.perf_counter() - t:.1f} s", flush=True)
         return auc, result
@@ -112,21 +113,21 @@ def training_runs(device: str, out: Path, n_images: int, epochs: int) -> None:
         if Path(path).name == "last.pt" and state["epoch"] == epochs // 2:
             raise KeyboardInterrupt("killed mid-run")
 
-    train.save_checkpoint = save_then_die
+    run_state.save_checkpoint = save_then_die
     try:
         run("B-cuda-resumed", device=device)
     except KeyboardInterrupt:
         pass
     finally:
-        train.save_checkpoint = save_checkpoint
+        run_state.save_checkpoint = save_checkpoint
     a_res, resumed = run("B-cuda-resumed", device=device)
     done = resumed.history["epoch"].tolist()
     check("killed CUDA run resumes", done == list(range(1, cfg.epochs + 1)) and abs(a_res - a_bf16) < 0.015,
           f"epochs {done}; AUC {100 * a_res:.2f} vs straight {100 * a_bf16:.2f} "
           "(tol 1.5: CUDA kernels are not bit-reproducible)")
 
-    probs_gpu = experiment.probabilities(ref, prep, test, dataclasses.replace(cfg, device=device))
-    probs_cpu = experiment.probabilities(ref, prep, test, dataclasses.replace(cfg, device="cpu"))
+    probs_gpu = experiment.probabilities(dataclasses.replace(cfg, device=device), ref, prep, test)
+    probs_cpu = experiment.probabilities(dataclasses.replace(cfg, device="cpu"), ref, prep, test)
     diff = float(np.abs(probs_gpu - probs_cpu).max())
     check("predict on CUDA (bf16) ~ CPU (fp32)", diff < 0.03, f"max |p_cuda - p_cpu| {diff:.4f} (tol 0.03)")
 

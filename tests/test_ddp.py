@@ -19,6 +19,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+import paperkit.inference as inference
+import paperkit.run_state as run_state
 import paperkit.train as train
 from paperkit.checkpoint import load_checkpoint
 from test_train import VARIANT, config, make_data
@@ -38,7 +40,7 @@ class TinyNet(nn.Module):
 
 
 def _fit(run_dir: Path) -> None:
-    train.create_model = TinyNet  # this process only
+    run_state.create_model = inference.create_model = TinyNet  # this process only (training and loading)
     data = make_data()
     train.fit(config(**VARIANT, knns_mode="efficient"), data["images"], data["train_index"], data["val_index"],
               data["targets"], data["mask"], run_dir, soft_labels=data["soft_labels"], pools=data["pools"],
@@ -60,11 +62,11 @@ def test_two_gloo_ranks_match_one_process(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mp.spawn(_worker, args=(port, tmp_path / "ddp"), nprocs=2, join=True)
-    original = train.create_model
+    original = run_state.create_model, inference.create_model
     try:
         _fit(tmp_path / "single")
     finally:
-        train.create_model = original
+        run_state.create_model, inference.create_model = original
     one, two = (load_checkpoint(tmp_path / d / "last.pt") for d in ("single", "ddp"))
     assert one["epoch"] == two["epoch"] == 2
     for name, w in one["model"].items():

@@ -25,9 +25,9 @@ def test_out_of_fold_teachers_score_only_patients_they_never_saw(tiny):
     soft = ex.out_of_fold_soft_labels(cfg, paths, prep, n_folds=2)
     train = prep.rows("train")
     folds = out_of_fold_folds(prep.dataset.patient_ids[train], 2, seed=ex.DATA_SEED)
-    runs = [paths.run_dir(f"{prep.key}/ref-efficientnet_tiny-s0-oof{f}of2") for f in range(2)]
+    runs = [next((paths.checkpoints / prep.key).glob(f"ref-efficientnet_tiny-s0-oof{f}of2*")) for f in range(2)]
     every = np.arange(len(prep.dataset))
-    fold_probs = [ex.probabilities(r, prep, every, cfg) for r in runs]
+    fold_probs = [ex.probabilities(cfg, r, prep, every) for r in runs]
     for f in range(2):
         held_out = train[folds == f]
         assert len(held_out) > 0
@@ -46,3 +46,31 @@ def test_out_of_fold_soft_labels_are_cached(tiny):
     again = ex.out_of_fold_soft_labels(cfg, paths, prep, n_folds=2)
     np.testing.assert_array_equal(first, again)
     assert (paths.soft_labels / prep.key / "oof2" / "soft_labels.npz").stat().st_mtime_ns == stamp
+
+
+def test_chexpert_only_profile_finds_benchmark_masks(tmp_path, monkeypatch):
+    """Notebook 08 looks masks up by image path: the CheXpert layout keeps them elsewhere than NIH's."""
+    monkeypatch.setenv("PAPERKIT_RESULTS", str(tmp_path))
+    cfg = resolve("smoke", {"n_images": 120, "layouts": "chexpert"})
+    paths = RunPaths.for_profile(cfg)
+    prep = ex.prepare(cfg, paths, "chexpert")
+    test, truth = prep.rows("test"), prep.labels("test")
+    found = {finding: [ex.finding_mask(cfg, prep, r, finding) for r in test[truth[:, c] == 1]]
+             for c, finding in enumerate(prep.eval_classes)}
+    masks = [m for per in found.values() for m in per if m is not None]
+    assert masks and all(m.shape == (cfg.crop, cfg.crop) and m.dtype == bool for m in masks)
+    assert found["Pleural Effusion"] and any(m is not None for m in found["Pleural Effusion"])  # NIH "Effusion"
+
+
+def test_mimic_profile_reads_mimic(tmp_path, monkeypatch):
+    """dataset=mimic goes through load_mimic (not the CheXpert loader), end to end through prepare."""
+    from test_mimic import write_mimic
+
+    monkeypatch.setenv("PAPERKIT_RESULTS", str(tmp_path / "results"))
+    root = tmp_path / "mimic"
+    write_mimic(root)
+    cfg = resolve("smoke", {"dataset": "mimic", "data_root": str(root), "frontal_only": False})
+    assert ex.layouts(cfg) == ["mimic"]
+    prep = ex.prepare(cfg, RunPaths.for_profile(cfg), "mimic")
+    assert sorted(prep.dataset.image_ids) == ["d1", "d2", "d3", "d4", "d5"]
+    assert prep.eval_classes == ex.CHEXPERT_TASKS and len(prep.images) == len(prep.dataset)

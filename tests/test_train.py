@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import paperkit.run_state as run_state
 import paperkit.train as train
 from paperkit.checkpoint import load_checkpoint, save_checkpoint
 from paperkit.config import get_profile
@@ -97,7 +98,7 @@ def test_kill_and_resume_gives_identical_weights(tmp_path: Path, monkeypatch) ->
             saves.append(path)
             raise KeyboardInterrupt("killed after epoch 1")
 
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(run_state, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "resumed")
     monkeypatch.undo()
@@ -123,7 +124,7 @@ def test_kill_after_the_last_checkpoint_finishes_with_every_epochs_metrics(tmp_p
         if Path(path).name == "last.pt" and state["epoch"] == cfg.epochs:
             raise KeyboardInterrupt("killed before metrics.csv")
 
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(run_state, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "run")
     monkeypatch.undo()
@@ -149,7 +150,7 @@ def test_loss_terms_recorded_and_finished_run_skipped(tmp_path: Path) -> None:
 
 
 def test_efficient_mode_does_no_extra_forwards(tmp_path: Path, monkeypatch) -> None:
-    real = train.create_model
+    real = run_state.create_model
     counts = {}
 
     def counting(*args, **kwargs):
@@ -158,7 +159,7 @@ def test_efficient_mode_does_no_extra_forwards(tmp_path: Path, monkeypatch) -> N
             lambda m, inp, out: counts[key].append(len(inp[0])) if m.training else None)
         return model
 
-    monkeypatch.setattr(train, "create_model", counting)
+    monkeypatch.setattr(run_state, "create_model", counting)
     for key, cfg in [("B", config(epochs=1)), ("efficient", config(**VARIANT, epochs=1, knns_mode="efficient")),
                      ("faithful", config(**VARIANT, epochs=1))]:
         counts[key] = []
@@ -225,3 +226,52 @@ def test_config_from_profile_variants() -> None:
     assert (b.crop, b.batch_size, b.lr_gamma, b.seed) == (p.crop, p.batch_size, p.lr_gamma, 1)
     with pytest.raises(ValueError):
         TrainConfig.from_profile(p, "resnet10t", seed=0, variant="MODL")
+
+
+def test_pools_are_remapped_to_image_rows_for_a_shuffled_training_split(tmp_path: Path) -> None:
+    """Pools index positions in train_index; the trainer must turn them into image rows. With a
+    shuffled, non-contiguous train_index a missing or wrong remapping loads other images."""
+    data = make_data()
+    rng = np.random.default_rng(1)
+    train_index = rng.permutation(np.arange(0, N, 3).tolist() + np.arange(1, N, 3).tolist())  # 32 rows
+    val_index = np.setdiff1d(np.arange(N), train_index)
+    pools = neighbour_pools(data["soft_labels"][train_index], 4, sigma=1.0)
+    built = run_state.RunData.build(data["images"], train_index, val_index, data["targets"], None,
+                                    data["soft_labels"], pools, None, None, None)
+    np.testing.assert_array_equal(built.pool_index[train_index].numpy(), train_index[pools[0]])
+    np.testing.assert_allclose(built.pool_sim[train_index].numpy(), pools[1])
+
+    images = Recorder(data["images"])
+    fit(config(**VARIANT), images, train_index, val_index, data["targets"], None, tmp_path / "f",
+        soft_labels=data["soft_labels"], pools=pools, progress=False)
+    pool_of = {row: set(train_index[pools[0][i]]) for i, row in enumerate(train_index)}
+    # faithful steps load 8 anchors, then 2 neighbours each (validation loads the 16 other rows)
+    steps = [c for c in images.calls if len(c) == 8 * (1 + 2)]
+    assert steps
+    for call in steps:
+        anchors, neighbours = call[:8], call[8:].reshape(8, 2)
+        assert set(anchors) <= set(train_index)
+        assert all(set(nb) <= pool_of[a] for a, nb in zip(anchors, neighbours))
+
+
+def test_fit_learns_an_easy_problem(tmp_path: Path) -> None:
+    """Clean-label AUC well above chance after a few epochs on a separable problem (seconds on a CPU)."""
+    rng = np.random.default_rng(0)
+    n = 160
+    targets = (rng.random((n, C)) < 0.4).astype(np.float32)
+    pixels = rng.integers(0, 120, (n, SIZE, SIZE)).astype(np.float32)
+    for j in range(C):
+        pixels[:, 6 * j : 6 * j + 6, :] += 100 * targets[:, j, None, None]
+    result = fit(config(epochs=4, lr_step_epochs=2), ArrayImages(pixels.astype(np.uint8)), np.arange(128),
+                 np.arange(128, n), targets, None, tmp_path / "easy", progress=False)
+    assert result.best_auc > 0.9, result.history[["epoch", "bce", "val_auc"]]
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused(tmp_path: Path) -> None:
+    import pickle
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1, "payload": Recorder(ArrayImages(np.zeros((1, 2, 2), np.uint8)))})
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path)
+    assert run_state.resumable_checkpoint(path, "any") is None  # a run there starts over instead

@@ -167,7 +167,7 @@ def test_check_passes_offline_when_cached(offline_hub, monkeypatch: pytest.Monke
         monkeypatch.setenv("HF_ENDPOINT", _closed_port())
     t0 = time.perf_counter()
     weights.check_pretrained(_profile("imagenet"))
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 10  # not timm's ~53 s of retries (a hang check, not a speed test)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
 
 
@@ -196,7 +196,7 @@ def test_offline_uncached_fails_fast_naming_the_folder_alternative(
     t0 = time.perf_counter()
     with pytest.raises(ConfigError) as err:
         weights.check_pretrained(_profile("imagenet"))
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 10  # not timm's ~53 s of retries (a hang check, not a speed test)
     message = str(err.value)
     assert "\n" not in message and f"{ARCH}, densenet121" in message
     assert all(alternative in message for alternative in ALTERNATIVES)
@@ -210,7 +210,7 @@ def test_reachable(http_server: str, silent_server: str, monkeypatch: pytest.Mon
     target = {"server": http_server, "closed": _closed_port(), "silent": silent_server}.get(url, url)
     t0 = time.perf_counter()
     assert weights.reachable(target, timeout=0.5) is expected
-    assert time.perf_counter() - t0 < 2
+    assert time.perf_counter() - t0 < 5  # the timeout holds (a hang check, not a speed test)
 
 
 def test_imagenet_refused_for_archs_without_weights() -> None:
@@ -280,7 +280,7 @@ def test_run_fails_before_any_notebook(tmp_path: Path, params: tuple[str, ...], 
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "paperkit", "run", "--profile", "smoke", "-p", "pretrained=imagenet",
                            *params], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-    assert time.perf_counter() - t0 < 30
+    assert time.perf_counter() - t0 < 45  # python + torch import, then the one-line error; no retries
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr

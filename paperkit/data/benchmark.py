@@ -296,6 +296,18 @@ def _write_nih(root: Path, cases, test, noisy, size, seed, workers, progress) ->
     return {"n_boxes": len(rows)}
 
 
+def mask_file(image: Path) -> Path | None:
+    """Where the benchmark keeps the lesion masks of ``image`` (either layout); ``None`` for a path
+    that is not a benchmark image."""
+    parts = image.parts
+    if "CheXpert-v1.0-small" in parts:  # DIR/CheXpert-v1.0-small/<split>/... -> DIR/masks/<split>/...
+        at = parts.index("CheXpert-v1.0-small")
+        return Path(*parts[:at], "masks", *parts[at + 1 :]).with_suffix(".npz")
+    if image.parent.name == "images":  # DIR/images/<id>.png -> DIR/masks/<id>.npz
+        return image.parent.parent / "masks" / f"{image.stem}.npz"
+    return None
+
+
 def _write_chexpert(root: Path, cases, test, noisy, size, seed, workers, progress, blank) -> dict[str, Any]:
     top = "CheXpert-v1.0-small"
     rel = [f"{top}/{'valid' if t else 'train'}/patient{p:05d}/study{f + 1}/view1_frontal.jpg"

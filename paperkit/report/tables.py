@@ -1,4 +1,4 @@
-"""The paper's tables, reproduced beside its published numbers, and the results index ``REPORT.md``.
+"""The paper's tables, reproduced beside its published numbers, and the ablation tables.
 
 Every table is built from a :class:`paperkit.evaluate.ComparisonResult` (ours) and
 :mod:`paperkit.paper_numbers` (the paper's), so no number is typed in by hand. A table has two
@@ -10,25 +10,15 @@ File stems say what a file holds: ``table1_nih_auc``, ``table2_chexpert_auc``,
 """
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from paperkit import paper_numbers
-from paperkit.artifacts import write_text
 from paperkit.data.labels import CHEXPERT_TASKS, NIH_CLASSES, NIH_SHORT
 from paperkit.evaluate import MEAN, ComparisonResult
-from paperkit.paths import REPO_ROOT, RunPaths
-
-if TYPE_CHECKING:
-    from paperkit.config import Profile
+from paperkit.report.format import ReportTable, _ci, _number, _p, _pct
 
 #: Our run names -> the paper's row they are compared with (its own methods share our names).
 #: The paper's U-Ones/U-Zeros rows are 30-checkpoint ensembles and its LSR rows add conditional
@@ -51,76 +41,6 @@ _STAT_SEEDS = "ours, mean ± sd over seeds"
 _STAT_DELTA = "ours - paper"
 _STAT_GAIN = "gain over {ref} [95% CI]"
 _STAT_P = "p (classes: DeLong, Holm; mean: bootstrap)"
-
-
-@dataclass(frozen=True)
-class ReportTable:
-    """One reproduced table: a tidy numeric frame (CSV) and the display frame (Markdown, LaTeX)."""
-
-    stem: str
-    caption: str
-    tidy: pd.DataFrame
-    display: pd.DataFrame
-    notes: tuple[str, ...] = ()
-
-    def to_markdown(self) -> str:
-        """Caption, a pipe table of :attr:`display` and the notes as a list."""
-        index_names = [n or "" for n in self.display.index.names]
-        header = [*index_names, *map(str, self.display.columns)]
-        lines = [f"**{self.stem}**: {self.caption}", "", _md_row(header), _md_row(["---"] * len(header))]
-        for key, row in self.display.iterrows():
-            keys = key if isinstance(key, tuple) else (key,)
-            lines.append(_md_row([*map(str, keys), *map(str, row.tolist())]))
-        lines += ["", *[f"- {n}" for n in self.notes]]
-        return "\n".join(lines).rstrip() + "\n"
-
-    def to_latex(self) -> str:
-        """A booktabs ``table`` of :attr:`display` (needs ``\\usepackage{booktabs}``)."""
-        styler = self.display.style.format(escape="latex").format_index(escape="latex", axis=0)
-        styler = styler.format_index(escape="latex", axis=1)
-        body = styler.to_latex(
-            hrules=True,
-            caption=_latex_escape(self.caption + (" " + " ".join(self.notes) if self.notes else "")),
-            label=f"tab:{self.stem}",
-            position_float="centering",
-        )
-        return body.replace("±", r"$\pm$")
-
-
-def _md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
-def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
-        text = text.replace(a, b)
-    return text
-
-
-# ------------------------------------------------------------------------------------------------
-# Formatting helpers (AUC is shown in %, as in the paper)
-# ------------------------------------------------------------------------------------------------
-def _pct(x: float, signed: bool = False) -> str:
-    if x is None or pd.isna(x):
-        return "n/a"
-    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
-
-
-def _number(x: float) -> str:
-    """A value already in % (the paper's, or a measured extra column), or "-"."""
-    return "-" if pd.isna(x) else f"{x:.2f}"
-
-
-def _ci(lo: float, hi: float, signed: bool = False) -> str:
-    if pd.isna(lo) or pd.isna(hi):
-        return ""
-    return f" [{_pct(lo, signed)}, {_pct(hi, signed)}]"
-
-
-def _p(p: float) -> str:
-    if pd.isna(p):
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _paper_row(model: str, paper: pd.DataFrame, aliases: Mapping[str, str]) -> str | None:
@@ -381,7 +301,8 @@ def table3_ensembles(
         )
     notes = (
         f"Mean AUC (%) over {', '.join(CHEXPERT_TASKS)}; CIs from {result.n_boot} patient-level bootstrap resamples.",
-        "The paper's B here (89.66) differs from its own Table 2 B mean (89.37); both are printed as published.",
+        f"The paper's B here ({paper_numbers.TABLE3_ENSEMBLES.loc['B', 'mean_auc']:.2f}) differs from its own Table 2 B "
+        f"mean ({paper_numbers.TABLE2_CHEXPERT.loc['B', MEAN]:.2f}); both are printed as published.",
         "img/s: measured inference throughput on this run's hardware (an ensemble runs member after member).",
     )
     display = pd.DataFrame(display_rows).set_index("method")
@@ -577,141 +498,3 @@ def localisation_table(
         display,
         notes,
     )
-
-
-def write_table(table: ReportTable, out_dir: str | Path) -> list[Path]:
-    """Write ``<stem>.csv`` (tidy), ``<stem>.md`` and ``<stem>.tex`` (display) atomically."""
-    out_dir = Path(out_dir)
-    paths = [out_dir / f"{table.stem}.{ext}" for ext in ("csv", "md", "tex")]
-    write_text(paths[0], table.tidy.to_csv(index=False))
-    write_text(paths[1], table.to_markdown())
-    write_text(paths[2], table.to_latex())
-    return paths
-
-
-# ------------------------------------------------------------------------------------------------
-# The results index
-# ------------------------------------------------------------------------------------------------
-def git_commit(repo: Path = REPO_ROOT) -> str:
-    """Short commit of ``repo`` with ``+dirty`` when tracked files differ, or ``unknown``."""
-    try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "-uno"], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def describe_hardware() -> str:
-    """CPU count, platform and GPU (if torch sees one), for the report header."""
-    text = f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            text += f", GPU: {torch.cuda.get_device_name(0)}"
-    except ImportError:
-        pass
-    return text
-
-
-def _duration(seconds: float) -> str:
-    return str(_dt.timedelta(seconds=round(seconds)))
-
-
-def write_report_index(
-    paths: RunPaths,
-    profile: "Profile | str",
-    dataset: str,
-    seeds: Sequence[int],
-    wall_time: float,
-    hardware: str | None = None,
-    *,
-    commit: str | None = None,
-    notes: Sequence[str] = (),
-) -> Path:
-    """Write ``results/<profile>/REPORT.md`` linking every table and figure present.
-
-    The verdict (``paths.tables/verdict.md``, when written) opens the report, then the profile's
-    departures from the paper (:func:`paperkit.deviations.deviations`). Tables
-    (``paths.tables/*.md``) are linked with their CSV/TeX siblings and inlined; figures
-    (``paths.figures/*.png``) are embedded with a link to their PDF; executed notebooks are listed.
-
-    Parameters
-    ----------
-    paths
-        The run's layout; the folders are scanned, so the index lists exactly what exists.
-    profile
-        The run's resolved profile (its name, notes and departures are shown), or a profile name
-        (a named profile's departures are shown without the run's overrides).
-    dataset
-        Which data the run used (``benchmark``, ``nih``, ...).
-    seeds
-        Training seeds.
-    wall_time
-        Seconds the run took.
-    hardware
-        Description of the machine; detected when ``None``.
-    commit
-        Code version; ``git rev-parse`` of the checkout when ``None``.
-    notes
-        Extra lines for the header.
-    """
-    from paperkit.config import PROFILES
-    from paperkit.deviations import deviations, markdown_table
-
-    name = profile if isinstance(profile, str) else profile.name
-    profile_notes = "" if isinstance(profile, str) else profile.notes
-    resolved = PROFILES.get(name) if isinstance(profile, str) else profile
-    root = paths.root
-    lines = [f"# Results: profile `{name}`", ""]
-    verdict = paths.tables / "verdict.md"
-    if verdict.is_file():
-        body = verdict.read_text(encoding="utf-8").strip().splitlines()
-        if body and body[0].startswith("#"):  # its own heading would repeat "## Verdict"
-            body = body[1:]
-        links = [f"[{ext}]({verdict.with_suffix('.' + ext).relative_to(root).as_posix()})"
-                 for ext in ("csv", "tex") if verdict.with_suffix("." + ext).is_file()]
-        lines += ["## Verdict", "", "\n".join(body).strip(), ""] + ([f"({', '.join(links)})", ""] if links else [])
-    lines += ["## Deviations from the paper", ""]
-    if resolved is None:
-        lines += [f"(profile `{name}` is not a named profile: pass the Profile to list its departures)", ""]
-    else:
-        if isinstance(profile, str):
-            lines += ["The named profile's values; overrides of this run are not known here.", ""]
-        lines += [markdown_table(deviations(resolved)), ""]
-    lines += [
-        "## Run",
-        "",
-        f"- profile: `{name}`" + (f" ({profile_notes})" if profile_notes else ""),
-        f"- dataset: {dataset}",
-        f"- training seeds: {', '.join(map(str, seeds))}",
-        f"- git commit: `{commit or git_commit()}`",
-        f"- wall time: {_duration(wall_time)}",
-        f"- hardware: {hardware or describe_hardware()}",
-        f"- written: {_dt.datetime.now().isoformat(timespec='seconds')}",
-        *[f"- {n}" for n in notes],
-        "",
-        "## Tables",
-        "",
-    ]
-    tables = sorted(paths.tables.glob("*.md"), key=lambda p: (not p.stem.startswith("table"), p.stem)) if paths.tables.is_dir() else []
-    tables = [md for md in tables if md != verdict]
-    if not tables:
-        lines += ["(none written)", ""]
-    for md in tables:
-        links = [f"[{ext}]({md.with_suffix('.' + ext).relative_to(root).as_posix()})" for ext in ("md", "csv", "tex") if md.with_suffix("." + ext).is_file()]
-        lines += [f"### {md.stem} ({', '.join(links)})", "", md.read_text(encoding="utf-8").rstrip(), ""]
-    lines += ["## Figures", ""]
-    figures = sorted(paths.figures.glob("*.png")) if paths.figures.is_dir() else []
-    if not figures:
-        lines += ["(none written)", ""]
-    for png in figures:
-        pdf = png.with_suffix(".pdf")
-        pdf_link = f" ([pdf]({pdf.relative_to(root).as_posix()}))" if pdf.is_file() else ""
-        lines += [f"### {png.stem}{pdf_link}", "", f"![{png.stem}]({png.relative_to(root).as_posix()})", ""]
-    notebooks = sorted(paths.executed.glob("*.ipynb")) if paths.executed.is_dir() else []
-    if notebooks:
-        lines += ["## Executed notebooks", "", *[f"- [{nb.name}]({nb.relative_to(root).as_posix()})" for nb in notebooks], ""]
-    write_text(paths.report, "\n".join(lines))
-    return paths.report

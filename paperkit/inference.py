@@ -1,0 +1,51 @@
+"""Predictions of a trained model, and loading one from its run folder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from paperkit.checkpoint import load_checkpoint
+from paperkit.data.augment import augment_batch
+from paperkit.models import Classifier, create_model
+
+if TYPE_CHECKING:
+    from paperkit.run_state import ImageSource
+
+
+def predict(
+    model: torch.nn.Module, images: ImageSource, indices: np.ndarray, crop: int, *,
+    batch_size: int = 128, device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Probabilities ``[n, C]`` (float32) of ``images`` at ``indices``: centre crop, eval mode, no grad.
+
+    The model is moved to ``device``; on CUDA inputs are channels_last under bf16 autocast.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    model.to(device).eval()
+    index = np.asarray(indices, dtype=np.int64)
+    out = []
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        for start in range(0, len(index), batch_size):
+            x = augment_batch(images.load(index[start : start + batch_size]).to(device, non_blocking=True), crop, False)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out.append(torch.sigmoid(model(x).float()).cpu())
+    n_classes = getattr(model, "num_classes", 0)
+    return torch.cat(out).numpy() if out else np.zeros((0, n_classes), dtype=np.float32)
+
+
+def load_model(run_dir: str | Path, which: str = "best") -> Classifier:
+    """The model saved in ``run_dir`` (``which`` = ``"best"`` on validation AUC, or ``"last"``), CPU, eval mode."""
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+    ck = load_checkpoint(Path(run_dir) / f"{which}.pt")
+    cfg = ck["config"]
+    model = create_model(cfg["arch"], ck["num_classes"], in_chans=1, head=cfg["head"])
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
