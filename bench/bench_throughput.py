@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from paperkit.config import PAPER_REFERENCES
-from paperkit.evaluate import inference_throughput
+from paperkit.inference import inference_throughput
 from paperkit.knn import neighbour_pools
 from paperkit.models import create_model
 

@@ -20,7 +20,7 @@ from IPython.display import Markdown, display
 
 from paperkit import experiment as ex
 from paperkit import report
-from paperkit.evaluate import inference_throughput
+from paperkit.inference import inference_throughput
 from paperkit.models import count_parameters
 from paperkit.notebook import setup
 from paperkit.soft_labels import average_predictions

@@ -11,19 +11,15 @@ A class with no positive or no negative is reported as ``NaN`` (shown as n/a) wi
 """
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_auc_score, roc_curve
 
-if TYPE_CHECKING:  # torch is only needed for the cost measurements of Table 3
-    import torch
+from paperkit.stats import bootstrap_aucs, bootstrap_p, delong_test, holm, patient_resample_counts, percentile_ci
 
 #: Row label of the macro mean in every tidy table.
 MEAN = "Mean"
@@ -111,173 +107,6 @@ def macro_mean(aucs: Sequence[float] | np.ndarray) -> tuple[float, int]:
     finite = np.isfinite(a)
     n = int(finite.sum())
     return (float(a[finite].mean()) if n else np.nan), n
-
-
-# ------------------------------------------------------------------------------------------------
-# Paired DeLong test and Holm correction
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DeLongResult:
-    """Paired DeLong comparison of two correlated ROC AUCs on the same images."""
-
-    auc_a: float
-    auc_b: float
-    diff: float  #: auc_a - auc_b
-    se: float  #: standard error of the difference
-    z: float
-    p: float  #: two-sided
-
-
-def _structural_components(pos: np.ndarray, neg: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """AUC and DeLong's placement values from midranks (Sun & Xu 2014), O((m+n) log(m+n))."""
-    m, n = len(pos), len(neg)
-    ranks_all = stats.rankdata(np.concatenate([pos, neg]))  # midranks handle ties as 1/2
-    ranks_pos = stats.rankdata(pos)
-    ranks_neg = stats.rankdata(neg)
-    v10 = (ranks_all[:m] - ranks_pos) / n  # per positive: share of negatives it outranks
-    v01 = 1.0 - (ranks_all[m:] - ranks_neg) / m  # per negative: share of positives that outrank it
-    return float(v10.mean()), v10, v01
-
-
-def delong_test(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> DeLongResult:
-    """Paired DeLong test of ``AUC(a) = AUC(b)`` for one binary task.
-
-    Hand-written because neither scikit-learn nor SciPy provides it; uses the fast midrank algorithm
-    of Sun & Xu (2014, IEEE SPL 21:1389). Images are treated as independent (DeLong's assumption);
-    the patient-level bootstrap of :func:`compare_models` is the clustered alternative.
-
-    Parameters
-    ----------
-    y_true
-        ``[n]`` labels in {0, 1, NaN}; NaN rows are dropped.
-    score_a, score_b
-        ``[n]`` outputs of the two models on the same images.
-    """
-    y = np.asarray(y_true, dtype=float)
-    known = np.isfinite(y)
-    y = y[known]
-    a = np.asarray(score_a, dtype=float)[known]
-    b = np.asarray(score_b, dtype=float)[known]
-    pos, neg = y == 1, y == 0
-    m, n = int(pos.sum()), int(neg.sum())
-    if m < 2 or n < 2:
-        raise ValueError(f"DeLong needs at least two positives and two negatives (got {m} and {n})")
-    auc_a, v10_a, v01_a = _structural_components(a[pos], a[neg])
-    auc_b, v10_b, v01_b = _structural_components(b[pos], b[neg])
-    s10 = np.cov(np.vstack([v10_a, v10_b]))
-    s01 = np.cov(np.vstack([v01_a, v01_b]))
-    cov = s10 / m + s01 / n
-    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    diff = auc_a - auc_b
-    if var <= 1e-300:  # identical rankings: no evidence of a difference
-        return DeLongResult(auc_a, auc_b, diff, 0.0, 0.0 if diff == 0 else np.inf, 1.0 if diff == 0 else 0.0)
-    se = float(np.sqrt(var))
-    z = diff / se
-    return DeLongResult(auc_a, auc_b, diff, se, z, float(2 * stats.norm.sf(abs(z))))
-
-
-def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values; NaN entries stay NaN and do not count towards m.
-
-    Hand-written (six lines) so that statsmodels is not a dependency for one function.
-    """
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full_like(p, np.nan)
-    idx = np.flatnonzero(np.isfinite(p))
-    m = len(idx)
-    if m == 0:
-        return out
-    order = idx[np.argsort(p[idx], kind="stable")]
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
-# Patient-level paired bootstrap
-# ------------------------------------------------------------------------------------------------
-def patient_resample_counts(patient_ids: Sequence[str] | np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """How often each patient is drawn in each bootstrap resample.
-
-    Drawing ``P`` patients with replacement is the same as one multinomial draw of counts, which
-    turns a resample into integer image weights (every image of a patient gets its count).
-
-    Returns
-    -------
-    counts : numpy.ndarray
-        ``[n_boot, P]`` int counts, each row summing to ``P``.
-    codes : numpy.ndarray
-        ``[n]`` patient index of each image (column of ``counts``).
-    """
-    codes, uniques = pd.factorize(np.asarray(patient_ids))
-    n_patients = len(uniques)
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n_patients, np.full(n_patients, 1.0 / n_patients), size=n_boot)
-    return counts.astype(np.int32), codes
-
-
-def _weighted_auc_sorted(pos_sorted: np.ndarray, group_starts: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """AUC for each row of integer weights ``w [b, n]`` (images in ascending score order).
-
-    With integer weights this is exactly the AUC of the resample with duplicated images (ties count
-    1/2). The score order is the same in every resample, so sorting once replaces the b calls to
-    ``roc_auc_score`` (each re-sorting) that made 1,000 resamples of NIH test sets take minutes.
-    """
-    wp = np.where(pos_sorted, w, 0)
-    wn = w - wp
-    gp = np.add.reduceat(wp, group_starts, axis=1).astype(float)
-    gn = np.add.reduceat(wn, group_starts, axis=1).astype(float)
-    below = np.cumsum(gn, axis=1) - gn
-    numerator = (gp * (below + 0.5 * gn)).sum(axis=1)
-    denominator = gp.sum(axis=1) * gn.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, numerator / denominator, np.nan)
-
-
-def _bootstrap_aucs(
-    y: np.ndarray,
-    scores: Mapping[str, np.ndarray],
-    counts: np.ndarray,
-    codes: np.ndarray,
-    chunk: int = 100,
-) -> dict[str, np.ndarray]:
-    """``{model: [n_boot, C]}`` AUCs on the same patient resamples for every model."""
-    n_boot, n_classes = counts.shape[0], y.shape[1]
-    out = {name: np.full((n_boot, n_classes), np.nan) for name in scores}
-    prepared = []  # per class: rows with a label, and per model the score order and tie groups
-    for c in range(n_classes):
-        rows = np.flatnonzero(np.isfinite(y[:, c]))
-        per_model = {}
-        for name, s in scores.items():
-            order = np.argsort(s[rows, c], kind="stable")
-            sorted_scores = s[rows, c][order]
-            starts = np.flatnonzero(np.r_[True, np.diff(sorted_scores) != 0])
-            per_model[name] = (order, starts, y[rows, c][order] == 1)
-        prepared.append((rows, per_model))
-    for lo in range(0, n_boot, chunk):
-        weights = counts[lo : lo + chunk][:, codes]  # [b, n] image weights
-        for c, (rows, per_model) in enumerate(prepared):
-            w_class = weights[:, rows]
-            for name, (order, starts, pos_sorted) in per_model.items():
-                out[name][lo : lo + chunk, c] = _weighted_auc_sorted(pos_sorted, starts, w_class[:, order])
-    return out
-
-
-def _percentile_ci(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    alpha = (1.0 - level) / 2.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (not evaluable) stay NaN
-        return np.nanquantile(samples, alpha, axis=0), np.nanquantile(samples, 1.0 - alpha, axis=0)
-
-
-def _bootstrap_p(diffs: np.ndarray) -> np.ndarray:
-    """Two-sided percentile-bootstrap p-value of ``diff = 0`` (per column)."""
-    finite = np.isfinite(diffs)
-    n = finite.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        below = np.where(finite, diffs <= 0, False).sum(axis=0) / n
-        above = np.where(finite, diffs >= 0, False).sum(axis=0) / n
-        return np.minimum(1.0, 2.0 * np.minimum(below, above))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -371,105 +200,77 @@ def compare_models(
         raise ValueError(f"patient_ids has shape {patient_ids.shape}; expected ({y.shape[0]},)")
 
     points = {name: per_class_auc(y, v, classes, warn=False) for name, v in s.items()}
-    first = points[next(iter(s))]  # evaluability depends on the labels only, not on the model
-    na_mask = first["auc"].isna().to_numpy()
-    na_classes = tuple(c for c, na in zip(classes, na_mask) if na)
-    for name, n_pos, n_neg in first.loc[na_mask, ["class", "n_pos", "n_neg"]].itertuples(index=False):
+    na_mask = _not_evaluable(points[next(iter(s))], classes)  # depends on the labels only
+    counts, codes = patient_resample_counts(patient_ids, n_boot, seed)
+    boot = bootstrap_aucs(y, s, counts, codes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample without positives is NaN
+        boot_mean = {name: np.nanmean(b[:, ~na_mask], axis=1) for name, b in boot.items()}
+    auc = _auc_rows(points, boot, boot_mean, na_mask, level)
+    diff_rows = [_diff_rows(y, s, points, boot, boot_mean, na_mask, classes, name, reference, level)
+                 for name in s if reference is not None and name != reference]
+    diff = pd.concat(diff_rows, ignore_index=True) if diff_rows else pd.DataFrame(columns=DIFF_COLUMNS)
+    return ComparisonResult(auc=auc, diff=diff[DIFF_COLUMNS], classes=classes, models=tuple(s), reference=reference,
+                            na_classes=tuple(c for c, na in zip(classes, na_mask) if na), n_images=int(y.shape[0]),
+                            n_patients=int(counts.shape[1]), n_boot=int(n_boot), seed=int(seed), level=float(level))
+
+
+DIFF_COLUMNS = ["model", "reference", "class", "diff", "ci_low", "ci_high", "p_boot", "p_delong", "p_holm"]
+
+
+def _not_evaluable(points: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
+    """Bool mask of the classes with one label value (AUC n/a), each named in a warning."""
+    na_mask = points["auc"].isna().to_numpy()
+    for name, n_pos, n_neg in points.loc[na_mask, ["class", "n_pos", "n_neg"]].itertuples(index=False):
         warnings.warn(
             f"class {name!r} has {n_pos} positive and {n_neg} negative test labels: AUC is n/a "
             f"and the mean covers {int((~na_mask).sum())} of {len(classes)} classes",
             NotEvaluableWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+    return na_mask
 
-    counts, codes = patient_resample_counts(patient_ids, n_boot, seed)
-    boot = _bootstrap_aucs(y, s, counts, codes)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a resample without positives is NaN
-        boot_mean = {name: np.nanmean(b[:, ~na_mask], axis=1) for name, b in boot.items()}
-    n_covered = int((~na_mask).sum())
 
-    auc_rows = []
-    for name in s:
-        lo, hi = _percentile_ci(boot[name], level)
-        mlo, mhi = _percentile_ci(boot_mean[name][:, None], level)
-        table = points[name].assign(model=name, ci_low=lo, ci_high=hi)
+def _auc_rows(points: Mapping[str, pd.DataFrame], boot: Mapping[str, np.ndarray], boot_mean: Mapping[str, np.ndarray],
+              na_mask: np.ndarray, level: float) -> pd.DataFrame:
+    """Per-class and mean AUC of every model with percentile CIs (:attr:`ComparisonResult.auc`)."""
+    rows = []
+    for name, table in points.items():
+        lo, hi = percentile_ci(boot[name], level)
+        mlo, mhi = percentile_ci(boot_mean[name][:, None], level)
+        table = table.assign(model=name, ci_low=lo, ci_high=hi)
         table.loc[na_mask, ["ci_low", "ci_high"]] = np.nan
         mean, _ = macro_mean(table["auc"])
-        auc_rows.append(table)
-        auc_rows.append(
-            pd.DataFrame(
-                [{"model": name, "class": MEAN, "auc": mean, "ci_low": mlo[0], "ci_high": mhi[0], "n_classes": n_covered}]
-            )
-        )
-    auc = pd.concat(auc_rows, ignore_index=True)
-    auc = auc[["model", "class", "auc", "ci_low", "ci_high", "n_pos", "n_neg", "n_classes"]]
-    auc = auc.astype({"n_pos": "Int64", "n_neg": "Int64", "n_classes": "Int64"})
+        rows += [table, pd.DataFrame([{"model": name, "class": MEAN, "auc": mean, "ci_low": mlo[0], "ci_high": mhi[0],
+                                       "n_classes": int((~na_mask).sum())}])]
+    auc = pd.concat(rows, ignore_index=True)[["model", "class", "auc", "ci_low", "ci_high", "n_pos", "n_neg", "n_classes"]]
+    return auc.astype({"n_pos": "Int64", "n_neg": "Int64", "n_classes": "Int64"})
 
-    diff_rows = []
-    if reference is not None:
-        ref_auc = points[reference]["auc"].to_numpy()
-        for name in s:
-            if name == reference:
-                continue
-            d_boot = boot[name] - boot[reference]
-            lo, hi = _percentile_ci(d_boot, level)
-            p_delong = np.full(len(classes), np.nan)
-            for c in np.flatnonzero(~na_mask):
-                known = np.isfinite(y[:, c])
-                if min((y[known, c] == 1).sum(), (y[known, c] == 0).sum()) >= 2:
-                    p_delong[c] = delong_test(y[:, c], s[name][:, c], s[reference][:, c]).p
-            d_point = points[name]["auc"].to_numpy() - ref_auc
-            diff_rows.append(
-                pd.DataFrame(
-                    {
-                        "model": name,
-                        "reference": reference,
-                        "class": classes,
-                        "diff": d_point,
-                        "ci_low": np.where(na_mask, np.nan, lo),
-                        "ci_high": np.where(na_mask, np.nan, hi),
-                        "p_boot": np.where(na_mask, np.nan, _bootstrap_p(d_boot)),
-                        "p_delong": p_delong,
-                        "p_holm": holm(p_delong),
-                    }
-                )
-            )
-            d_mean = boot_mean[name] - boot_mean[reference]
-            mlo, mhi = _percentile_ci(d_mean[:, None], level)
-            diff_rows.append(
-                pd.DataFrame(
-                    [
-                        {
-                            "model": name,
-                            "reference": reference,
-                            "class": MEAN,
-                            "diff": macro_mean(points[name]["auc"])[0] - macro_mean(ref_auc)[0],
-                            "ci_low": mlo[0],
-                            "ci_high": mhi[0],
-                            "p_boot": _bootstrap_p(d_mean[:, None])[0],
-                            "p_delong": np.nan,
-                            "p_holm": np.nan,
-                        }
-                    ]
-                )
-            )
-    diff_columns = ["model", "reference", "class", "diff", "ci_low", "ci_high", "p_boot", "p_delong", "p_holm"]
-    diff = pd.concat(diff_rows, ignore_index=True) if diff_rows else pd.DataFrame(columns=diff_columns)
 
-    return ComparisonResult(
-        auc=auc,
-        diff=diff[diff_columns],
-        classes=classes,
-        models=tuple(s),
-        reference=reference,
-        na_classes=na_classes,
-        n_images=int(y.shape[0]),
-        n_patients=int(counts.shape[1]),
-        n_boot=int(n_boot),
-        seed=int(seed),
-        level=float(level),
-    )
+def _diff_rows(y: np.ndarray, s: Mapping[str, np.ndarray], points: Mapping[str, pd.DataFrame],
+               boot: Mapping[str, np.ndarray], boot_mean: Mapping[str, np.ndarray], na_mask: np.ndarray,
+               classes: Sequence[str], name: str, reference: str, level: float) -> pd.DataFrame:
+    """``name - reference`` per class (bootstrap CI and p, DeLong, Holm) and for the mean (bootstrap)."""
+    d_boot = boot[name] - boot[reference]
+    lo, hi = percentile_ci(d_boot, level)
+    p_delong = np.full(len(classes), np.nan)
+    for c in np.flatnonzero(~na_mask):
+        known = np.isfinite(y[:, c])
+        if min((y[known, c] == 1).sum(), (y[known, c] == 0).sum()) >= 2:
+            p_delong[c] = delong_test(y[:, c], s[name][:, c], s[reference][:, c]).p
+    ref_auc = points[reference]["auc"].to_numpy()
+    per_class = pd.DataFrame({
+        "model": name, "reference": reference, "class": classes, "diff": points[name]["auc"].to_numpy() - ref_auc,
+        "ci_low": np.where(na_mask, np.nan, lo), "ci_high": np.where(na_mask, np.nan, hi),
+        "p_boot": np.where(na_mask, np.nan, bootstrap_p(d_boot)), "p_delong": p_delong, "p_holm": holm(p_delong),
+    })
+    d_mean = boot_mean[name] - boot_mean[reference]
+    mlo, mhi = percentile_ci(d_mean[:, None], level)
+    mean = pd.DataFrame([{"model": name, "reference": reference, "class": MEAN,
+                          "diff": macro_mean(points[name]["auc"])[0] - macro_mean(ref_auc)[0], "ci_low": mlo[0],
+                          "ci_high": mhi[0], "p_boot": bootstrap_p(d_mean[:, None])[0], "p_delong": np.nan,
+                          "p_holm": np.nan}])
+    return pd.concat([per_class, mean], ignore_index=True)
 
 
 def seed_summary(results: Sequence[ComparisonResult]) -> pd.DataFrame:
@@ -555,47 +356,3 @@ def roc_points(y_true: np.ndarray, score: np.ndarray) -> pd.DataFrame:
     known = np.isfinite(y)
     fpr, tpr, thr = roc_curve(y[known], np.asarray(score, dtype=float)[known])
     return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
-
-
-def inference_throughput(
-    models: "torch.nn.Module | Sequence[torch.nn.Module]",
-    input_shape: tuple[int, int, int],
-    *,
-    batch_size: int = 32,
-    n_batches: int = 5,
-    device: str = "cpu",
-) -> float:
-    """Measured images per second of a model, or of an ensemble run member after member.
-
-    Two warm-up passes are run first and excluded (allocation, oneDNN/cuDNN kernel selection).
-    Each later pass is timed on its own and the median is reported, so one pass disturbed by
-    another process does not set the figure. A figure measured while another multi-threaded torch
-    process shares the CPU cores is not meaningful (thread oversubscription slows both many-fold).
-
-    Parameters
-    ----------
-    input_shape
-        ``(channels, height, width)`` of one image.
-    n_batches
-        Timed passes (the median is taken).
-    """
-    import torch  # local: the rest of this module is arrays-only and should import fast
-
-    members = [models] if not isinstance(models, Sequence) else list(models)
-    x = torch.randn(batch_size, *input_shape, device=device)
-    for m in members:
-        m.eval().to(device)
-
-    def run_once() -> float:
-        start = time.perf_counter()
-        for m in members:
-            m(x)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    with torch.inference_mode():
-        for _ in range(2):
-            run_once()
-        seconds = [run_once() for _ in range(n_batches)]
-    return batch_size / float(np.median(seconds))

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from paperkit import paper_numbers
-from paperkit.evaluate import _bootstrap_aucs, _percentile_ci, macro_mean, patient_resample_counts, per_class_auc
+from paperkit.evaluate import macro_mean, per_class_auc
+from paperkit.stats import bootstrap_aucs, patient_resample_counts, percentile_ci
 from paperkit.report import ReportTable
 
 if TYPE_CHECKING:
@@ -81,13 +82,13 @@ def seed_mean_gain(
     per_seed = {s: point[s, model] - point[s, reference] for s in seeds}
 
     counts, codes = patient_resample_counts(patient_ids, n_boot, seed)
-    boot = _bootstrap_aucs(y, {f"{s}|{m}": v for (s, m), v in flat.items()}, counts, codes)
+    boot = bootstrap_aucs(y, {f"{s}|{m}": v for (s, m), v in flat.items()}, counts, codes)
     with np.errstate(invalid="ignore"):
         gains = np.stack([100 * (np.nanmean(boot[f"{s}|{model}"][:, usable], axis=1)
                                  - np.nanmean(boot[f"{s}|{reference}"][:, usable], axis=1)) for s in seeds], axis=1)
     drawn = np.random.default_rng(seed + 1).integers(0, len(seeds), size=(n_boot, len(seeds)))
     resampled = np.take_along_axis(gains, drawn, axis=1).mean(axis=1)  # [n_boot]: seeds and patients drawn
-    lo, hi = _percentile_ci(resampled[:, None], level)
+    lo, hi = percentile_ci(resampled[:, None], level)
     return SeedMeanGain(gain=float(np.mean(list(per_seed.values()))), ci_low=float(lo[0]), ci_high=float(hi[0]),
                         per_seed=per_seed, reference_auc=float(np.mean([point[s, reference] for s in seeds])),
                         model_auc=float(np.mean([point[s, model] for s in seeds])), n_boot=n_boot)

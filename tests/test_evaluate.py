@@ -8,19 +8,9 @@ import torch
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from paperkit.evaluate import (
-    MEAN,
-    NotEvaluableWarning,
-    _bootstrap_aucs,
-    clean_vs_noisy,
-    compare_models,
-    delong_test,
-    holm,
-    inference_throughput,
-    patient_resample_counts,
-    per_class_auc,
-    seed_summary,
-)
+from paperkit.evaluate import MEAN, NotEvaluableWarning, clean_vs_noisy, compare_models, per_class_auc, seed_summary
+from paperkit.inference import inference_throughput
+from paperkit.stats import bootstrap_aucs, delong_test, holm, patient_resample_counts
 
 CLASSES = ("a", "b", "c")
 
@@ -70,7 +60,7 @@ def test_auc_equals_sklearn(seed, ties):
 def test_bootstrap_weighted_auc_equals_sklearn_with_sample_weights():
     y, scores, patients = _data(120, 3, ties=True)
     counts, codes = patient_resample_counts(patients, n_boot=4, seed=7)
-    boot = _bootstrap_aucs(y, {"B": scores["B"]}, counts, codes, chunk=3)["B"]
+    boot = bootstrap_aucs(y, {"B": scores["B"]}, counts, codes, chunk=3)["B"]
     for r in range(4):
         w = counts[r][codes]
         for c in range(3):
