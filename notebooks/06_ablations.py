@@ -30,6 +30,7 @@ from paperkit import ablations, figures, report, verdict
 from paperkit import experiment as ex
 from paperkit.evaluate import seed_summary
 from paperkit.notebook import setup
+from paperkit.relabel import relabel_evaluation
 
 cfg, paths = setup(profile, data_root, overrides, notebook="06")
 VARIANTS = ("B", "B+MODL", "B+KNNS", "B+MODL+KNNS")
@@ -101,7 +102,7 @@ for layout, per_seed in results.items():
 # Mass probabilities), on the test images Google relabelled only. Never mixed into Table 1.
 
 # %%
-relabel = ex.relabel_evaluation(cfg, dataset("nih")[0], probs["nih"][seed]) if "nih" in probs else None
+relabel = relabel_evaluation(cfg, dataset("nih")[0], probs["nih"][seed]) if "nih" in probs else None
 if relabel is not None:
     show(report.table_google_relabel(relabel))
 else:

@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from test_nih import write_png, xrv_data
 
 from paperkit import experiment as ex
+from paperkit import relabel
 from paperkit import report
 from paperkit.config import resolve
 from paperkit.data.datasets import XrayDataset
@@ -128,14 +129,14 @@ def test_relabel_evaluation_covers_google_findings_and_relabelled_test_images(re
     _, google, _, google_test, google_train = real_root
     cfg, prep = real_prep
     test_names = prep.dataset.image_ids[prep.rows("test")]
-    positions, labels = ex.google_relabels(prep)
+    positions, labels = relabel.google_relabels(prep)
     assert sorted(test_names[positions]) == sorted(google_test)
     assert not set(google_train) & set(test_names[positions])
-    expected = (google.loc[test_names[positions], list(ex.GOOGLE_FINDINGS)] == "YES").to_numpy(np.float32)
+    expected = (google.loc[test_names[positions], list(relabel.GOOGLE_FINDINGS)] == "YES").to_numpy(np.float32)
     np.testing.assert_array_equal(labels, expected)
     probs = random_probs(len(test_names), seed=1)
-    result = ex.relabel_evaluation(cfg, prep, probs)
-    assert result.classes == tuple(ex.GOOGLE_FINDINGS) == report.GOOGLE_RELABEL_FINDINGS
+    result = relabel.relabel_evaluation(cfg, prep, probs)
+    assert result.classes == tuple(relabel.GOOGLE_FINDINGS) == report.GOOGLE_RELABEL_FINDINGS
     assert result.n_images == len(google_test) and result.na_classes == ()
     auc = result.auc.set_index(["model", "class"])["auc"]
     p = probs["B+MODL+KNNS"][positions]
@@ -160,18 +161,18 @@ def test_relabel_evaluation_absent_without_the_file(real_root, tmp_path):
     root = tmp_path / "nih"
     shutil.copytree(real_root[0], root, ignore=shutil.ignore_patterns(f"{GOOGLE}*"))
     prep = prepared(load_nih(root))
-    assert prep.clean_coverage("test") == "none" and ex.google_relabels(prep) is None
-    assert ex.relabel_evaluation(resolve("smoke"), prep, random_probs(len(prep.rows("test")))) is None
+    assert prep.clean_coverage("test") == "none" and relabel.google_relabels(prep) is None
+    assert relabel.relabel_evaluation(resolve("smoke"), prep, random_probs(len(prep.rows("test")))) is None
 
 
 def test_bad_relabel_file_names_line_column_value(tmp_path):
     path = tmp_path / GOOGLE
     path.write_text("Image Index,Pneumothorax,Nodule or mass\na.png,YES,NO\nb.png,NO,maybe\n")
     with pytest.raises(ValueError, match=rf"{GOOGLE}, line 3, column 'Nodule or mass': value 'maybe'"):
-        ex.read_google_relabels(path)
+        relabel.read_google_relabels(path)
     path.write_text("Image Index,Pneumothorax,Nodule or mass\na.png,YES,NO\na.png,NO,NO\n")
     with pytest.raises(ValueError, match=r"line 3, column 'Image Index': image 'a.png' is listed twice"):
-        ex.read_google_relabels(path)
+        relabel.read_google_relabels(path)
 
 
 # --- one label source per split, whatever the clean truth holds ---------------------------------------
@@ -221,7 +222,7 @@ def test_benchmark_scores_its_complete_clean_labels(tmp_path, monkeypatch):
     assert [int(counts.loc[c, "n_pos"]) for c in NIH_CLASSES] == clean.sum(axis=0).astype(int).tolist()
     # the benchmark writes Google's format too (from its clean truth); it is no separate evaluation
     assert (prep.dataset.root / GOOGLE).is_file()
-    assert ex.relabel_evaluation(cfg, prep, random_probs(len(test))) is None
+    assert relabel.relabel_evaluation(cfg, prep, random_probs(len(test))) is None
 
 
 # --- 621 real NIH radiographs from ../shared ------------------------------------------------------------
@@ -254,7 +255,7 @@ def test_real_radiographs_score_mined_labels_and_google_apart(shared_dir, tmp_pa
     assert ((clean[:, ptx] == 0) & (truth[:, ptx] == 1)).any()
 
     with pytest.warns(NotEvaluableWarning, match="Pneumothorax"):  # Google found none among these
-        result = ex.relabel_evaluation(resolve("smoke", {"bootstrap": 20}), prep, random_probs(len(names)))
-    assert result.n_images == len(relabelled) == 11 and result.classes == tuple(ex.GOOGLE_FINDINGS)
+        result = relabel.relabel_evaluation(resolve("smoke", {"bootstrap": 20}), prep, random_probs(len(names)))
+    assert result.n_images == len(relabelled) == 11 and result.classes == tuple(relabel.GOOGLE_FINDINGS)
     n_pos = result.auc[result.auc["model"] == "B"].set_index("class")["n_pos"]
     assert int(n_pos["Nodule or mass"]) == int((google.loc[relabelled, "Nodule or mass"] == "YES").sum())

@@ -171,7 +171,7 @@ def table1_nih(
     )
 
 
-#: Google's 2019 relabel findings scored by :func:`paperkit.experiment.relabel_evaluation` (its
+#: Google's 2019 relabel findings scored by :func:`paperkit.relabel.relabel_evaluation` (its
 #: ``GOOGLE_FINDINGS``); Fracture and Airspace opacity have no NIH class.
 GOOGLE_RELABEL_FINDINGS: tuple[str, ...] = ("Pneumothorax", "Nodule or mass")
 
@@ -182,7 +182,7 @@ def table_google_relabel(result: ComparisonResult, *, seed_stats: pd.DataFrame |
     Parameters
     ----------
     result
-        :func:`paperkit.experiment.relabel_evaluation`: Google's findings on the test images it relabelled.
+        :func:`paperkit.relabel.relabel_evaluation`: Google's findings on the test images it relabelled.
     seed_stats
         Optional :func:`~paperkit.evaluate.seed_summary` over training seeds (adds a mean ± sd row).
     """
