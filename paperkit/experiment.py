@@ -175,7 +175,7 @@ def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: st
     # the epoch is chosen on the mined validation labels: a real user has no clean truth to select on
     data = RunData.build(prep.images, train, prep.rows("val"), prep.targets, prep.mask, soft, pools,
                          prep.mined_labels(), prep.classes, monitor)
-    return fit_run(config, data, paths.run_dir(f"{prep.key}/{name}"), progress=False)
+    return fit_run(config, data, paths.run_dir(f"{prep.key}/{name}"), progress=True)
 
 
 #: The runs whose memorisation curves notebook 05 draws (first seed, the profile's own settings).

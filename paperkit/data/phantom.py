@@ -575,10 +575,12 @@ def plot_finding_gallery(out_path: str | Path, size: int = 128, seed: int = 0) -
     -------
     Path of the written figure.
     """
-    import matplotlib
+    # a Figure on the Agg canvas, not pyplot: switching pyplot to Agg here would leave a notebook
+    # that calls this without figures for every later plt.show()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from paperkit.artifacts import atomic_path
 
     k = len(NIH_CLASSES)
     labels = np.zeros((2 * k, k), bool)
@@ -589,7 +591,9 @@ def plot_finding_gallery(out_path: str | Path, size: int = 128, seed: int = 0) -
     rng = np.random.default_rng(seed)
     params = sample_params(rng, labels, severity, np.zeros(2 * k, bool), np.zeros(2 * k, int))
     images, masks = render(params, size, seed)
-    fig, axes = plt.subplots(k, 2, figsize=(4, 2 * k))
+    fig = Figure(figsize=(4, 2 * k))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(k, 2)
     for i, name in enumerate(NIH_CLASSES):
         rows, m = masks[name]
         for j in range(2):
@@ -600,7 +604,6 @@ def plot_finding_gallery(out_path: str | Path, size: int = 128, seed: int = 0) -
             ax.set_title(f"{name} ({'mild' if j == 0 else 'severe'})", fontsize=7)
     fig.tight_layout()
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, dpi=110, format=out_path.suffix.lstrip(".") or "png")
     return out_path
