@@ -77,7 +77,7 @@ def display_path(path: str | os.PathLike) -> str:
     return str(path)
 
 
-def show_figure(figure: "Figure | str | os.PathLike | Sequence[str | os.PathLike]", name: str = "") -> list[Path]:
+def show_figure(figure: "Figure | str | os.PathLike | Sequence[str | os.PathLike]", name: str = "") -> None:
     """Save and show a figure: the one call behind every figure of the notebooks.
 
     Parameters
@@ -89,10 +89,8 @@ def show_figure(figure: "Figure | str | os.PathLike | Sequence[str | os.PathLike
     name
         File stem for a matplotlib figure, e.g. ``"nb02_validation_auc_nih"``; required for one.
 
-    Returns
-    -------
-    list of Path
-        The figure's files, PNG first.
+    Returns nothing, so a cell that ends with it echoes no list of paths; a caption line names the
+    files relative to the results folder.
     """
     from matplotlib.figure import Figure
 
@@ -111,13 +109,13 @@ def show_figure(figure: "Figure | str | os.PathLike | Sequence[str | os.PathLike
     pngs = [f for f in files if f.suffix == ".png"]
     if not pngs:
         raise ValueError(f"show_figure: no .png among {[str(f) for f in files]}")
-    caption = "figure: " + ", ".join(display_path(f) for f in files)
+    others = [f.suffix for f in files if f != pngs[0]]
+    caption = f"figure: {display_path(pngs[0])}" + (f" (also {', '.join(others)})" if others else "")
     if in_kernel():
         from IPython.display import Image, display
 
         display(Image(data=pngs[0].read_bytes(), format="png"))
     print(caption)
-    return files
 
 
 def show_deviations(cfg: Profile, notebook: str = "") -> None:

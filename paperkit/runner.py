@@ -126,6 +126,11 @@ def kernelspec(kernel: str) -> dict[str, str]:
         return {"name": kernel, "display_name": kernel, "language": "python"}
 
 
+#: Cells papermill adds to the executed copy: the parameters it injects and, after a failure, the
+#: red "An Exception was encountered" banner and its anchor. None of them is in the source.
+PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
+
+
 def paired_copy(source: "NotebookNode", executed: "NotebookNode") -> "NotebookNode":
     """The source notebook with the executed copy's outputs: what jupytext pairs with the ``.py``.
 
@@ -133,11 +138,12 @@ def paired_copy(source: "NotebookNode", executed: "NotebookNode") -> "NotebookNo
     ``.ipynb`` is newer than the ``.py`` and their inputs differ: it cannot tell a run's copy from
     edits made in the ``.ipynb``. So the copy keeps the source's cells and metadata exactly (its
     kernelspec header included) and takes only outputs, execution counts and the kernel's language
-    info (which the text never holds) from the run; papermill's injected-parameters cell is left
-    out (the setup cell's output names the profile that ran).
+    info (which the text never holds) from the run; the cells papermill adds (:data:`PAPERMILL_TAGS`)
+    are left out (the setup cell's output names the profile that ran; a failed cell keeps its
+    traceback).
     """
     paired = copy.deepcopy(source)
-    ran = [c for c in executed.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    ran = [c for c in executed.cells if not set(c.get("metadata", {}).get("tags", [])) & PAPERMILL_TAGS]
     if [c.source for c in ran] != [c.source for c in paired.cells]:
         raise ValueError("the executed notebook's cells do not match its source's; not pairing outputs")
     for cell, done in zip(paired.cells, ran):

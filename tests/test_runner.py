@@ -98,6 +98,9 @@ def test_failing_cell_is_named_and_executed_copy_kept(notebooks):
 
     kept = RunPaths.for_profile("smoke").executed / "02_bad.ipynb"
     assert "deliberate failure" in kept.read_text()
+    paired = nbformat.read(notebooks / "02_bad.ipynb", as_version=4)  # beside the source, without the red banner
+    assert [o.ename for c in paired.cells for o in c.get("outputs", []) if o.output_type == "error"] == ["ValueError"]
+    assert not any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in paired.cells)
 
 
 def test_failing_notebook_exits_non_zero_naming_it(notebooks, monkeypatch, capsys):
