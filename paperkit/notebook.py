@@ -140,28 +140,48 @@ class WarningDigest:
     """
 
     def __init__(self) -> None:
-        self.seen: set[str] = set()
         self.repeats: dict[str, int] = {}
-        self.installed = False
+        self.marks = ""  # one empty file per warning shown, shared with forked workers
 
     def install(self) -> None:
         """Take over ``warnings.showwarning`` and count repeats after each cell (once per kernel)."""
         warnings.showwarning = self.show
-        if not self.installed:
+        if not self.marks:
+            import atexit
+            import shutil
+            import tempfile
+
             from IPython import get_ipython
 
+            self.marks = tempfile.mkdtemp(prefix="paperkit-warnings-")
+            atexit.register(shutil.rmtree, self.marks, True)
             get_ipython().events.register("post_run_cell", self.flush)
-            self.installed = True
 
     def show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: Any = None, line: str | None = None) -> None:
         text = f"{category.__name__}: {message}"
-        if text in self.seen:
+        if not self._first_time(text):
             self.repeats[text] = self.repeats.get(text, 0) + 1
             return
-        self.seen.add(text)
         origin = _package_of(filename)
         print(f"{text}" + (f"  [from {origin}]" if origin else ""), file=sys.stderr)
+
+    def _first_time(self, text: str) -> bool:
+        """Whether no process of this kernel has shown ``text`` yet: a library's worker processes
+        (cleanlab's) inherit this digest but not what it sees after the fork, so the record is a
+        file created atomically (``O_EXCL``), not a set in memory."""
+        import hashlib
+
+        if not self.marks:
+            return True
+        mark = os.path.join(self.marks, hashlib.sha1(text.encode()).hexdigest())
+        try:
+            os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # the folder is gone (or was never made): show it rather than lose it
+            return True
 
     def flush(self, *_: Any) -> None:
         """After a cell: one line for the warnings it repeated (shown in full earlier)."""
