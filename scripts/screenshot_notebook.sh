@@ -7,7 +7,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${PAPERKIT_VENV:-$ROOT/.venv}
 NOTEBOOK=${1:-notebooks/05_target_training.py}
-OUT=${2:-$ROOT/notebook_screenshot.png}
+OUT=${2:-$ROOT/results/notebook_screenshot.png}
+mkdir -p "$(dirname "$OUT")"
 BROWSER=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 if [ -z "$BROWSER" ]; then
   echo "error: no Chromium found (apt-get install chromium)" >&2
