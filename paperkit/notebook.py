@@ -187,8 +187,8 @@ class WarningDigest:
         """After a cell: one line for the warnings it repeated (shown in full earlier)."""
         if not self.repeats:
             return
-        counts = "; ".join(f"{text.split(':', 1)[0]} x{n}" for text, n in self.repeats.items())
-        print(f"(repeated warnings, shown once above: {counts})", file=sys.stderr)
+        counts = "; ".join(f"{text[:60]}{'...' if len(text) > 60 else ''} x{n}" for text, n in self.repeats.items())
+        print(f"(repeated, shown in full once above: {counts})", file=sys.stderr)
         self.repeats.clear()
 
 
