@@ -14,6 +14,12 @@ if [ -z "$BROWSER" ]; then
   echo "error: no Chromium found (apt-get install chromium)" >&2
   exit 2
 fi
+SETTINGS=()
+if [ ! -f "$VENV/share/jupyter/lab/settings/overrides.d/paperkit.json" ]; then
+  # an environment set up before the setting existed: use the repository's copy of it
+  echo "note: $VENV lacks the default-viewer setting (bash scripts/ensure_env.sh adds it); using scripts/jupyterlab" >&2
+  SETTINGS=(--LabApp.app_settings_dir="$ROOT/scripts/jupyterlab")
+fi
 TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 TMP=$(mktemp -d)
@@ -21,7 +27,7 @@ TMP=$(mktemp -d)
 export JUPYTER_CONFIG_DIR=$TMP/config JUPYTER_RUNTIME_DIR=$TMP/runtime JUPYTERLAB_SETTINGS_DIR=$TMP/settings \
   JUPYTERLAB_WORKSPACES_DIR=$TMP/workspaces
 "$VENV/bin/jupyter" lab --no-browser --allow-root --ip=127.0.0.1 --port="$PORT" --ServerApp.port_retries=0 \
-  --IdentityProvider.token="$TOKEN" --ServerApp.root_dir="$ROOT" >"$TMP/server.log" 2>&1 &
+  --IdentityProvider.token="$TOKEN" --ServerApp.root_dir="$ROOT" "${SETTINGS[@]}" >"$TMP/server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; rm -rf "$TMP"' EXIT
 for _ in $(seq 1 120); do
