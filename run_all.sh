@@ -9,5 +9,5 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bash "$ROOT/scripts/ensure_env.sh"
 VENV=${PAPERKIT_VENV:-$ROOT/.venv}
-export PATH="$VENV/bin:$PATH" MPLBACKEND=Agg
+export PATH="$VENV/bin:$PATH"
 exec "$VENV/bin/python" -m paperkit run "$@"

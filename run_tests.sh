@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bash "$ROOT/scripts/ensure_env.sh"
 VENV=${PAPERKIT_VENV:-$ROOT/.venv}
-export PATH="$VENV/bin:$PATH" MPLBACKEND=Agg
+export PATH="$VENV/bin:$PATH"
 cd "$ROOT"
 set +e
 "$VENV/bin/python" -m pytest -ra "$@"

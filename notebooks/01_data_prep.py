@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (paperkit)
+#     language: python
+#     name: paperkit
+# ---
+
 # %% [markdown]
 # # 01 · Data preparation
 #
@@ -14,6 +22,9 @@
 # **Deviation (stated):** images are rendered at `render_size` and cached at `resize` px; the paper
 # resizes to 256 and crops 224. The `nih`/`chexpert` profiles use the paper's sizes.
 
+# %% [markdown]
+# The parameters cell (papermill replaces it when `run_all.sh` runs this notebook):
+
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | nih | chexpert
 data_root = ""  # your dataset root for the nih / chexpert profiles
@@ -23,12 +34,11 @@ overrides = {}  # any Profile field, e.g. {"noise": 0.5}; validated before any w
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from IPython.display import display
 
 from paperkit import experiment as ex
 from paperkit.artifacts import write_text
-from paperkit.notebook import setup
+from paperkit.notebook import setup, show_figure
 
 cfg, paths = setup(profile, data_root, overrides, notebook="01")
 
@@ -37,7 +47,7 @@ cfg, paths = setup(profile, data_root, overrides, notebook="01")
 # Every image is decoded once into a memory-mapped uint8 array; training reads crops from it.
 
 # %%
-prepared = {layout: ex.prepare(cfg, paths, layout, progress=False) for layout in ex.layouts(cfg)}
+prepared = {layout: ex.prepare(cfg, paths, layout, progress=True) for layout in ex.layouts(cfg)}
 summary = pd.DataFrame(
     {
         layout: {
@@ -53,7 +63,9 @@ display(summary)
 
 # %% [markdown]
 # ## Label statistics
-# Prevalence of each finding in the mined (noisy) training labels and, where known, in the clean truth.
+# Prevalence of each finding $c$ over the $n$ training images, in the mined (noisy) labels $y$ and,
+# where known, in the clean truth $t$:
+# $$\mathrm{prev}_c = \frac{1}{n}\sum_{i=1}^{n} [\,y_i^c = 1\,].$$
 
 # %%
 for layout, p in prepared.items():
@@ -63,7 +75,7 @@ for layout, p in prepared.items():
         stats["clean"] = np.nanmean(p.dataset.clean_labels[train], axis=0)
     ax = stats.plot.barh(figsize=(6, 4), title=f"{layout}: prevalence in training images")
     ax.invert_yaxis()
-    plt.show()
+    show_figure(ax.figure, f"nb01_prevalence_{layout}")
 
 # %% [markdown]
 # ## Example images per finding
@@ -73,9 +85,7 @@ for layout, p in prepared.items():
 if cfg.dataset == "benchmark":
     from paperkit.data.phantom import plot_finding_gallery
 
-    from IPython.display import Image as ShowImage
-
-    display(ShowImage(filename=str(plot_finding_gallery(paths.figures / "benchmark_finding_gallery.png"))))
+    show_figure(plot_finding_gallery(paths.figures / "benchmark_finding_gallery.png"))
 else:
     p = next(iter(prepared.values()))
     fig, axes = plt.subplots(2, 4, figsize=(10, 5))
@@ -83,20 +93,24 @@ else:
         ax.imshow(p.images.load(np.array([row]))[0], cmap="gray")
         ax.set_title(p.dataset.image_ids[row], fontsize=7)
         ax.axis("off")
-    plt.show()
+    show_figure(fig, "nb01_examples")
 
 # %% [markdown]
 # ## How noisy are the mined labels? (embedded benchmark only)
 # PPV and sensitivity of the mined training labels against the clean truth, per finding: the
 # noise the paper's soft labels are meant to absorb.
 #
+# $$\mathrm{PPV}_c = \frac{TP_c}{TP_c + FP_c}, \qquad \mathrm{sensitivity}_c = \frac{TP_c}{TP_c + FN_c},$$
+# counting a mined positive that is a clean positive as a true positive ($TP$).
+#
 # The noise model (`paperkit.data.noise`, whose docstring has the equations): a true finding of
-# severity `s` is missed with probability `noise · sigmoid(α_c − slope · s)`, with `α_c` solved so
-# that the sensitivity at `noise = 1` is the measured one (Google's relabelling of NIH: e.g.
+# severity $s$ is missed with probability
+# $$P(\text{missed} \mid s) = \text{noise} \cdot \sigma(\alpha_c - \text{slope} \cdot s),$$
+# with $\alpha_c$ solved so that the sensitivity at $\text{noise} = 1$ is the measured one (Google's relabelling of NIH: e.g.
 # Pneumothorax 0.46, Nodule/Mass 0.42, airspace opacity 0.51); false reports are drawn at the rate
 # that gives the measured PPV, more often on images with a look-alike or co-occurring finding and
 # on portable (AP or device-bearing) films. On CheXpert-layout labels, faint or false mentions are
-# hedged as uncertain (−1) and unreported findings are often left blank. The three structure
+# hedged as uncertain ($-1$) and unreported findings are often left blank. The three structure
 # weights are *not* measured anywhere; they set how much of the noise is shared, learnable bias
 # (faint findings missed) and how much is image-specific (see the module docstring for why they
 # are (3, 2, 1)).

@@ -1,11 +1,19 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (paperkit)
+#     language: python
+#     name: paperkit
+# ---
+
 # %% [markdown]
 # # 02 · Reference training (the paper's first step)
 #
 # "All the reference models based on different backbones are pre-trained using the basic
-# multi-label classification loss L_cls" — BCE over the 14 labels. The paper uses N = 6 ImageNet
-# CNNs (DenseNet-121/169/201, Inception-ResNet-v2, Xception, NASNetLarge), Adam lr 1e-3, batch 32,
-# 10 epochs, lr ÷ 3 every 2 epochs. Different architectures make different mistakes; their
-# average (notebook 03) is the soft label distribution.
+# multi-label classification loss $L_{cls}$" — BCE over the 14 labels. The paper uses $N = 6$ ImageNet
+# CNNs (DenseNet-121/169/201, Inception-ResNet-v2, Xception, NASNetLarge), Adam with learning rate
+# $10^{-3}$, batch 32, 10 epochs, the learning rate divided by 3 every 2 epochs. Different
+# architectures make different mistakes; their average (notebook 03) is the soft label distribution.
 #
 # **Deviation (CPU profiles, stated):** six small networks train from scratch at a small image size
 # instead of the paper's six ImageNet-initialised CNNs (`profile.reference_archs`). Like the paper's
@@ -13,6 +21,9 @@
 # and three other families of comparable strength (Res2Net for Inception-ResNet-v2, EfficientNet for
 # NASNet, ResNet for Xception), and the target is the smallest DenseNet.
 # On CheXpert the references use U-Ones for uncertain labels, as in the paper.
+
+# %% [markdown]
+# The parameters cell (papermill replaces it when `run_all.sh` runs this notebook):
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | nih | chexpert
@@ -28,7 +39,7 @@ from IPython.display import display
 from paperkit import experiment as ex
 from paperkit.artifacts import write_text
 from paperkit.models import count_parameters
-from paperkit.notebook import setup
+from paperkit.notebook import setup, show_figure
 from paperkit.soft_labels import average_predictions
 
 cfg, paths = setup(profile, data_root, overrides, notebook="02")
@@ -36,6 +47,12 @@ print("references:", ", ".join(cfg.reference_archs))
 
 # %% [markdown]
 # ## Train the references (resumable: finished runs are loaded, interrupted ones resume)
+# Each reference $f_n$, $n = 1, \dots, N$, minimises eq. 1 with $\lambda = \gamma = 0$: the binary
+# cross-entropy over the $C$ findings of image $x_i$ with mined labels $y_i^j$,
+# $$L_{cls}\big(y_i, f_n(x_i)\big) = -\frac{1}{C}\sum_{j=1}^{C}\Big[y_i^j \log f_n^j(x_i) + (1 - y_i^j)\log\big(1 - f_n^j(x_i)\big)\Big],$$
+# averaged over the batch (`paperkit.losses.bce_loss`; CheXpert's uncertain labels are first mapped
+# by U-Ones). The learning rate in epoch $e = 0, 1, \dots$ is $\eta\,\rho^{\lfloor e/s \rfloor}$ (the paper:
+# $\eta = 10^{-3}$, $\rho = 1/3$, $s = 2$; the profile's `lr`, `lr_gamma`, `lr_step_epochs`).
 
 # %%
 references = {}
@@ -55,11 +72,11 @@ for layout, (prep, refs) in references.items():
         ax.plot(run.history["epoch"], run.history["val_auc"], marker="o", label=arch)
     ax.set(title=f"{layout}: references, validation AUC", xlabel="epoch", ylabel="mean AUC")
     ax.legend(fontsize=7)
-    plt.show()
+    show_figure(fig, f"nb02_validation_auc_{layout}")
 
 # %% [markdown]
 # ## Each reference's test AUC (clean labels where known), its size, and the ensemble's headroom
-# MODL distils the references' average into one network, so it can only help where that average beats
+# MODL distils the references' average $\frac{1}{N}\sum_n f_n(x)$ into one network, so it can only help where that average beats
 # the target network trained alone (the paper, Table 3: Ensemble 2 93.96 vs DenseNet-121 89.66, +4.3).
 # The ensemble row averages all references' probabilities; the headroom table compares it with the
 # mean single reference, the best one, and the target's architecture (paired bootstrap CI).

@@ -1,13 +1,24 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (paperkit)
+#     language: python
+#     name: paperkit
+# ---
+
 # %% [markdown]
-# # 03 · The soft label distribution (eq. 2's l_i)
+# # 03 · The soft label distribution (eq. 2's $l_i$)
 #
 # "The probability predictions of all the trained networks are simply averaged, and can then be
 # viewed as the soft label distribution." Evident lesions keep high values, healthy scans low
 # ones, and findings the references disagree on are smoothed — a majority vote, unlike the random
-# label smoothing (LSR) of Pham et al., which draws U(0.55, 0.85) for an uncertain positive.
+# label smoothing (LSR) of Pham et al., which draws $U(0.55, 0.85)$ for an uncertain positive.
 #
 # **Ambiguity (stated):** the paper averages the references' predictions on the training images
 # they were trained on (in-fold). Notebook 06 compares this with out-of-fold teachers.
+
+# %% [markdown]
+# The parameters cell (papermill replaces it when `run_all.sh` runs this notebook):
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | nih | chexpert
@@ -18,16 +29,24 @@ example = 0  # which training image to show in the Fig. 1 analogue
 # %%
 import numpy as np
 import pandas as pd
-from IPython.display import Image as ShowImage, display
+from IPython.display import display
 
 from paperkit import ablations
 from paperkit import experiment as ex
 from paperkit.artifacts import write_text
 from paperkit.figures import fig1_label_views
 from paperkit.losses import uncertain_targets
-from paperkit.notebook import setup
+from paperkit.notebook import setup, show_figure
 
 cfg, paths = setup(profile, data_root, overrides, notebook="03")
+
+# %% [markdown]
+# ## The soft labels: the references' average (eq. 2's $l_i$)
+# For image $x_i$ and the $N$ references $f_1, \dots, f_N$ of notebook 02, finding by finding:
+# $$l_i = \big(l_{y_1 x_i}, \dots, l_{y_C x_i}\big) = \frac{1}{N}\sum_{n=1}^{N} f_n(x_i)
+#   \qquad\text{(`paperkit.soft_labels.average_predictions`)},$$
+# computed once for every image and stored; the target learns it through
+# $L_{distri} = \mathrm{KL}\big(l_i \,\|\, f_T(x_i)\big)$ (eq. 2, notebook 05).
 
 # %%
 soft = {}
@@ -39,6 +58,8 @@ for layout in ex.layouts(cfg):
 
 # %% [markdown]
 # ## Fig. 1 analogue: binary labels, LSR labels and the soft label distribution of one image
+# Binary: U-Ones maps an uncertain label ($-1$) to 1; LSR draws it from $U(0.55, 0.85)$ instead;
+# the soft label is $l_i$ above.
 
 # %%
 layout = "chexpert" if "chexpert" in soft else next(iter(soft))
@@ -48,11 +69,12 @@ binary, _ = uncertain_targets(prep.dataset.labels[row : row + 1], "u_ones")
 lsr, _ = uncertain_targets(prep.dataset.labels[row : row + 1], "lsr_ones", seed=0)
 files = fig1_label_views(prep.classes, binary[0], lsr[0], l[row], paths.figures,
                          image=prep.images.load(np.array([row]))[0].numpy())
-display(ShowImage(filename=str(files[0])))
+show_figure(files)
 
 # %% [markdown]
 # ## Are the soft labels closer to the truth than the mined labels? (embedded benchmark)
-# On the training images, score both against the clean truth: AUC (ranking) and Brier (calibration).
+# On the training images, score both against the clean truth $t_i$: AUC (ranking) and the Brier
+# score (calibration), $\frac{1}{n}\sum_i \big(q_i^c - t_i^c\big)^2$ for labels $q$ (mined or soft).
 
 # %%
 frames = [ablations.label_quality(prep, {"mined": prep.mined_labels(), "soft": l}, prep.rows("train")).assign(layout=layout)

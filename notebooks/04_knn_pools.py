@@ -1,13 +1,23 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (paperkit)
+#     language: python
+#     name: paperkit
+# ---
+
 # %% [markdown]
 # # 04 · K-nearest-neighbour pools in soft-label space (eq. 3)
 #
-# "Before training the target network, the K nearest neighbors of an image (the anchor) are
-# pre-computed based on the fixed soft label distribution", with local similarity
-# s_ik = exp(-‖l_i − l_i^k‖² / 2σ²), σ = 1, K = 9. Neighbours are other *training* images; the
-# anchor itself is excluded.
+# "Before training the target network, the $K$ nearest neighbors of an image (the anchor) are
+# pre-computed based on the fixed soft label distribution", with a local similarity $s_i^k$ (eq. 3,
+# below), $\sigma = 1$, $K = 9$. Neighbours are other *training* images; the anchor itself is excluded.
 #
-# **Note:** with 14 probabilities in [0, 1] and σ = 1, s_ik stays close to 1 for every neighbour
-# (‖l_i − l_k‖² is small), so in practice KNNS weighs the K neighbours nearly equally.
+# **Note:** with 14 probabilities in $[0, 1]$ and $\sigma = 1$, $s_i^k$ stays close to 1 for every
+# neighbour ($\|l_i - l_i^k\|^2$ is small), so in practice KNNS weighs the $K$ neighbours nearly equally.
+
+# %% [markdown]
+# The parameters cell (papermill replaces it when `run_all.sh` runs this notebook):
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | nih | chexpert
@@ -23,9 +33,18 @@ from IPython.display import display
 
 from paperkit import experiment as ex
 from paperkit.artifacts import write_text
-from paperkit.notebook import setup
+from paperkit.notebook import setup, show_figure
 
 cfg, paths = setup(profile, data_root, overrides, notebook="04")
+
+# %% [markdown]
+# ## The pools: K nearest neighbours in soft-label space and their similarity (eq. 3)
+# For anchor $x_i$ with soft label $l_i$ (notebook 03), its neighbours $x_i^1, \dots, x_i^K$ are the
+# $K$ training images whose soft labels are nearest in Euclidean distance, and
+# $$s_i^k = \begin{cases} \exp\!\Big(-\dfrac{\|l_i - l_i^k\|^2}{2\sigma^2}\Big) & k \in \{1, \dots, K\}\\[4pt]
+#   0 & \text{otherwise}\end{cases}$$
+# (`paperkit.knn.neighbour_pools`, exact search). `index[i]` holds the neighbours' positions among the
+# training images, nearest first; `similarity[i]` their $s_i^k$.
 
 # %%
 pools = {}
@@ -33,7 +52,7 @@ for layout in ex.layouts(cfg):
     prep = ex.prepare(cfg, paths, layout)
     soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
     pools[layout] = (prep, ex.pools(cfg, paths, prep, soft, cfg.k))
-    print(f"{layout}: pool {pools[layout][1][0].shape}, K={cfg.k}, σ={cfg.sigma}")
+    print(f"{layout}: pool {pools[layout][1][0].shape}, K={cfg.k}, sigma={cfg.sigma}")
 
 # %% [markdown]
 # ## Anchors and their neighbours
@@ -51,18 +70,19 @@ for a in range(n_anchors):
         ax.imshow(prep.images.load(np.array([row]))[0], cmap="gray")
         ax.set_title(title, fontsize=7)
         ax.axis("off")
-plt.show()
+show_figure(fig, f"nb04_neighbours_{layout}")
 
 # %% [markdown]
 # ## The similarity histogram, and whether neighbours share the anchor's clean findings
+# The agreement is the fraction of (anchor, neighbour) pairs whose clean finding sets are identical,
+# $\frac{1}{nK}\sum_{i,k} [\,t_i = t_i^k\,]$, against the same fraction for random images.
 
 # %%
 for layout, (prep, (index, similarity)) in pools.items():
-    plt.figure(figsize=(5, 3))
-    plt.hist(similarity.ravel(), bins=40)
-    plt.title(f"{layout}: s_ik over all anchors (K={index.shape[1]})")
-    plt.xlabel("similarity")
-    plt.show()
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(similarity.ravel(), bins=40)
+    ax.set(title=f"{layout}: $s_i^k$ over all anchors (K={index.shape[1]})", xlabel="similarity $s_i^k$")
+    show_figure(fig, f"nb04_similarity_{layout}")
     truth = prep.dataset.clean_labels
     if truth is None:
         continue

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (paperkit)
+#     language: python
+#     name: paperkit
+# ---
+
 # %% [markdown]
 # # 05 · Target training: B + MODL + KNNS (eq. 1)
 #
@@ -15,10 +23,10 @@
 #   minimised by pushing every $p$ towards 1. Per class we use
 #   $l\log\frac{l}{p} + (1-l)\log\frac{1-l}{1-p}$; the `teach` profile compares the printed form.
 # * **Reductions.** Every term is averaged over images and findings (eq. 1 sums them; the mean
-#   keeps λ and γ independent of the batch size), and the KNNS term is **summed over the K
-#   neighbours**, as eq. 1 prints it (`knns_k_reduction="sum"`): γ weighs each neighbour like λ
+#   keeps $\lambda$ and $\gamma$ independent of the batch size), and the KNNS term is **summed over the $K$
+#   neighbours**, as eq. 1 prints it (`knns_k_reduction="sum"`): $\gamma$ weighs each neighbour like $\lambda$
 #   weighs the soft label, and raising K raises the smoothing weight, as in the paper's Fig. 4.
-# * **KNNS cost.** Faithful KNNS forwards each anchor's K neighbours with gradients, ≈ 6× a BCE
+# * **KNNS cost.** Faithful KNNS forwards each anchor's $K$ neighbours with gradients, $\approx 6\times$ a BCE
 #   epoch on a CPU. `knns_mode="efficient"` reads the neighbours' logits from a warm-started
 #   memory bank instead: a surrogate with stale, detached neighbour predictions
 #   (`paperkit.bank`); its read ages are logged per epoch below, and notebook 06 compares it with
@@ -34,11 +42,11 @@ overrides = {}  # any Profile field, e.g. {"lambda_modl": 1.0}; validated before
 
 # %%
 import pandas as pd
-from IPython.display import Image as ShowImage, display
+from IPython.display import display
 
 from paperkit import ablations, figures
 from paperkit import experiment as ex
-from paperkit.notebook import setup
+from paperkit.notebook import setup, show_figure
 
 cfg, paths = setup(profile, data_root, overrides, notebook="05")
 print(f"λ={cfg.lambda_modl} γ={cfg.gamma_knns} K={cfg.k} ({cfg.knns_k_reduction} over k) σ={cfg.sigma} "
@@ -60,14 +68,14 @@ for layout in ex.layouts(cfg):
 
 # %% [markdown]
 # ## Loss terms over time
-# BCE, the MODL term and the KNNS term (unweighted: the loss adds λ·modl + γ·knns), and the
+# BCE, the MODL term and the KNNS term (unweighted: the loss adds $\lambda \cdot$ modl $+ \gamma \cdot$ knns), and the
 # validation AUC on mined labels that chooses the epoch, first seed.
 
 # %%
 history = pd.concat(
     [run.history.assign(layout=layout, variant=variant, seed=seed) for (layout, variant, seed), run in targets.items()]
 )
-display(ShowImage(filename=str(figures.teach_loss_terms(history[history["seed"] == cfg.seeds[0]], paths.figures)[0])))
+show_figure(figures.teach_loss_terms(history[history["seed"] == cfg.seeds[0]], paths.figures))
 bank = [c for c in ablations.BANK_COLUMNS if c in history]
 display(history[["layout", "variant", "seed", "epoch", "loss", "bce", "modl", "knns", "val_auc", *bank]].round(4))
 
@@ -83,7 +91,7 @@ display(history[["layout", "variant", "seed", "epoch", "loss", "bce", "modl", "k
 seed0 = {(layout, variant): run for (layout, variant, seed), run in targets.items() if seed == cfg.seeds[0]}
 curves = ablations.memorisation_frame(seed0)
 if len(curves):
-    display(ShowImage(filename=str(figures.teach_memorisation(curves, paths.figures)[0])))
+    show_figure(figures.teach_memorisation(curves, paths.figures))
     display(curves.pivot_table(index=["layout", "variant", "epoch"], columns="curve", values="auc").round(2))
 else:
     print("no memorisation curves: real data has no clean labels (or 'memorisation' is not in teaching)")

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (paperkit)
+#     language: python
+#     name: paperkit
+# ---
+
 # %% [markdown]
 # # 06 · Ablations: the verdict, Tables 1 and 2, Fig. 3, Fig. 4 and teaching ablations
 #
@@ -24,12 +32,12 @@ data_root = ""  # your dataset root for the nih / chexpert profiles
 overrides = {}  # any Profile field; validated before any work
 
 # %%
-from IPython.display import Image as ShowImage, Markdown, display
+from IPython.display import Markdown, display
 
 from paperkit import ablations, figures, report, verdict
 from paperkit import experiment as ex
 from paperkit.evaluate import seed_summary
-from paperkit.notebook import setup
+from paperkit.notebook import setup, show_figure
 from paperkit.relabel import relabel_evaluation
 
 cfg, paths = setup(profile, data_root, overrides, notebook="06")
@@ -126,7 +134,7 @@ for layout in probs:
 layout = "chexpert" if "chexpert" in probs else next(iter(probs))
 prep, soft, pool = dataset(layout)
 curves = {v: p[:, prep.eval_columns] for v, p in probs[layout][seed].items()}
-display(ShowImage(filename=str(figures.fig3_roc_curves(prep.labels("test"), curves, prep.eval_classes, paths.figures)[0])))
+show_figure(figures.fig3_roc_curves(prep.labels("test"), curves, prep.eval_classes, paths.figures))
 
 # %% [markdown]
 # ## Fig. 4: the number of neighbours K (B+KNNS, first seed)
@@ -141,7 +149,7 @@ for k, run in zip(cfg.k_sweep, ex.train_runs(cfg, paths, requests)):
     k_probs[f"K={k}"] = ex.probabilities(cfg, run, prep, prep.rows("test"))
 k_result, k_models = ex.evaluate(cfg, prep, k_probs), {k: f"K={k}" for k in cfg.k_sweep}
 show(report.k_sweep_table(k_result, k_models))
-display(ShowImage(filename=str(figures.fig4_k_gain(k_result, k_models, paths.figures)[0])))
+show_figure(figures.fig4_k_gain(k_result, k_models, paths.figures))
 
 # %% [markdown]
 # ## Faithful vs efficient KNNS (NIH layout, first seed)
@@ -188,10 +196,10 @@ if {"out_of_fold", "cleanlab"} & set(cfg.teaching):
     display(agreement.round(2))
 
 # %% [markdown]
-# ## Where does it help? Label-noise level × λ = γ
+# ## Where does it help? Label-noise level × $\lambda = \gamma$
 # The benchmark is re-labelled at other noise scales (same images: 0 = mined labels equal the
 # truth, 1 = the measured NIH rates, 2 = twice the miss and false-positive rates); at each level
-# the grid's references teach B+MODL+KNNS with each λ = γ. Each cell is the gain over B with its
+# the grid's references teach B+MODL+KNNS with each $\lambda = \gamma$. Each cell is the gain over B with its
 # paired CI; the boxed cell is the weight validation (mined labels) chooses at that noise level —
 # what a user without clean labels would pick.
 
@@ -199,4 +207,4 @@ if {"out_of_fold", "cleanlab"} & set(cfg.teaching):
 if "noise_lambda_grid" in cfg.teaching and cfg.dataset == "benchmark":
     grid = ablations.noise_lambda_grid(cfg, paths, layout, seed)
     show(ablations.grid_table(grid, cfg, layout, seed))
-    display(ShowImage(filename=str(figures.teach_noise_lambda_grid(grid, paths.figures)[0])))
+    show_figure(figures.teach_noise_lambda_grid(grid, paths.figures))

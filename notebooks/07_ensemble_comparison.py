@@ -1,14 +1,27 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (paperkit)
+#     language: python
+#     name: paperkit
+# ---
+
 # %% [markdown]
 # # 07 · One model vs ensembles (Table 3)
 #
 # The paper's point: the single target recovers most of what an ensemble gains, at a fraction of
 # the cost. Ensemble 1 = DenseNet-121/169/201, Ensemble 2 = all six references (208 M parameters
-# against the target's 7.98 M). Ensembles average their members' probabilities.
+# against the target's 7.98 M). An ensemble $E$ averages its members' probabilities,
+# $$p_E(x) = \frac{1}{|E|}\sum_{n \in E} f_n(x)$$
+# (`paperkit.soft_labels.average_predictions`, the same average as the soft labels of eq. 2).
 #
 # Ensemble 1 is the DenseNet members of the references (on the cpu profile: `densenet_tiny`,
 # `densenet_tiny_deep`, `densenet_tiny_wide`, the small analogues of DenseNet-121/169/201); a profile
 # with fewer than two DenseNets uses its first three references instead. Inference speed is measured
 # here, on this machine (median of timed passes after warm-up).
+
+# %% [markdown]
+# The parameters cell (papermill replaces it when `run_all.sh` runs this notebook):
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | nih | chexpert
@@ -65,6 +78,9 @@ display(table.display)
 
 # %% [markdown]
 # ## How much of the ensemble's gain does the single model recover?
+# With mean test AUCs $A$:
+# $$\text{recovered} = \frac{A_{\text{B+MODL+KNNS}} - A_{\text{B}}}{A_{\text{Ensemble 2}} - A_{\text{B}}}
+#   \qquad \Big(\text{paper, Table 3: } \frac{92.63 - 89.66}{93.96 - 89.66} = 69\%\Big).$$
 
 # %%
 b, target, e2 = (result.mean_auc(m) for m in ("B", "B+MODL+KNNS", "Ensemble 2"))

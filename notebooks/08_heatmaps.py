@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (paperkit)
+#     language: python
+#     name: paperkit
+# ---
+
 # %% [markdown]
 # # 08 · Heatmaps (Fig. 5) and localisation, scored
 #
@@ -5,6 +13,9 @@
 # "more precise in location and size" — qualitatively. Here the embedded benchmark's lesion masks
 # let us score it: the pointing game (is the heatmap's maximum inside the lesion?) and IoU of
 # the heatmap thresholded at 0.5, per finding, B vs target on the same positive test images.
+
+# %% [markdown]
+# The parameters cell (papermill replaces it when `run_all.sh` runs this notebook):
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | nih | chexpert
@@ -16,14 +27,14 @@ max_cases = 60  # positive test cases scored per finding
 # %%
 import numpy as np
 import torch
-from IPython.display import Image as ShowImage, Markdown, display
+from IPython.display import Markdown, display
 
 from paperkit import experiment as ex
 from paperkit import report
 from paperkit.data.augment import augment_batch
 from paperkit.figures import HeatmapCase, fig5_heatmap_grid
 from paperkit.heatmaps import pcam_maps, score_masks
-from paperkit.notebook import setup
+from paperkit.notebook import setup, show_figure
 
 cfg, paths = setup(profile, data_root, overrides, notebook="08")
 layout = "nih" if "nih" in ex.layouts(cfg) else ex.layouts(cfg)[0]
@@ -33,6 +44,16 @@ pool = ex.pools(cfg, paths, prep, soft, cfg.k)
 seed = cfg.seeds[0]
 models = {v: ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_arch, seed, v, soft=soft,
                           pools=pool).model.eval() for v in ("B", "B+MODL+KNNS")}
+
+# %% [markdown]
+# ## Heatmaps and their scores
+# The PCAM head (`paperkit.heatmaps.pcam_maps`) gives, for finding $c$ and image $x$, a probability
+# map $H_p = \sigma\big(w_c^\top F_p(x) + b_c\big)$ at each position $p$ of the feature map $F$ (the
+# per-position logits its pooling attends to), upsampled to the image. Against the lesion mask $M$,
+# per positive test case:
+# $$\text{pointing hit} = \big[\arg\max_p H_p \in M\big], \qquad
+#   \mathrm{IoU} = \frac{|\{H \ge 0.5\} \cap M|}{|\{H \ge 0.5\} \cup M|}$$
+# (`paperkit.heatmaps.score_masks`), on the same centre crops the models were scored on.
 
 # %%
 test = prep.rows("test")
@@ -64,7 +85,7 @@ print(f"{len(cases)} cases drawn, findings with masks: {len(scores['B'])}")
 
 # %%
 if cases:
-    display(ShowImage(filename=str(fig5_heatmap_grid(cases, paths.figures)[0])))
+    show_figure(fig5_heatmap_grid(cases, paths.figures))
 
 # %% [markdown]
 # ## Localisation scores: does the target localise better than B?

@@ -6,8 +6,9 @@ logits (AUC only needs the order); ``patient_ids [n]`` groups the images of one 
 images of one patient are not independent: the bootstrap resamples patients and keeps all their
 images, and every model is scored on the *same* resampled patient sets, so differences are paired.
 
-A class with no positive or no negative is reported as ``NaN`` (shown as n/a) with a
-:class:`NotEvaluableWarning` naming it; the macro mean covers the evaluable classes and says how many.
+A class with no positive or no negative is reported as ``NaN`` (shown as n/a) with one
+:class:`NotEvaluableWarning` per call naming every such class; the macro mean covers the evaluable
+classes and says how many.
 """
 from __future__ import annotations
 
@@ -86,19 +87,30 @@ def per_class_auc(
         known = np.isfinite(y[:, c])
         n_pos = int((y[known, c] == 1).sum())
         n_neg = int(known.sum()) - n_pos
-        if n_pos == 0 or n_neg == 0:
-            if warn:
-                warnings.warn(
-                    f"class {name!r} has {n_pos} positive and {n_neg} negative test labels: AUC is n/a "
-                    "and the mean leaves it out",
-                    NotEvaluableWarning,
-                    stacklevel=2,
-                )
-            auc = np.nan
-        else:
-            auc = float(roc_auc_score(y[known, c], s[known, c]))
+        auc = float(roc_auc_score(y[known, c], s[known, c])) if n_pos and n_neg else np.nan
         rows.append({"class": name, "auc": auc, "n_pos": n_pos, "n_neg": n_neg})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if warn:
+        _warn_not_evaluable(table, stacklevel=3)
+    return table
+
+
+def _warn_not_evaluable(table: pd.DataFrame, stacklevel: int) -> None:
+    """One :class:`NotEvaluableWarning` naming every n/a class of ``per_class_auc``'s ``table``.
+
+    One message per call, the same for the same labels, so a notebook that scores many models
+    on one test split can show it once (:mod:`paperkit.notebook` counts the repeats).
+    """
+    na = table[table["auc"].isna()]
+    if na.empty:
+        return
+    named = ", ".join(f"{c!r} ({p} positive, {n} negative)" for c, p, n in na[["class", "n_pos", "n_neg"]].itertuples(index=False))
+    warnings.warn(
+        f"AUC is n/a for {len(na)} of {len(table)} classes, whose scored images all carry the same label: "
+        f"{named}; means cover the other {len(table) - len(na)} of {len(table)} classes",
+        NotEvaluableWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def macro_mean(aucs: Sequence[float] | np.ndarray) -> tuple[float, int]:
@@ -200,7 +212,7 @@ def compare_models(
         raise ValueError(f"patient_ids has shape {patient_ids.shape}; expected ({y.shape[0]},)")
 
     points = {name: per_class_auc(y, v, classes, warn=False) for name, v in s.items()}
-    na_mask = _not_evaluable(points[next(iter(s))], classes)  # depends on the labels only
+    na_mask = _not_evaluable(points[next(iter(s))])  # depends on the labels only
     counts, codes = patient_resample_counts(patient_ids, n_boot, seed)
     boot = bootstrap_aucs(y, s, counts, codes)
     with warnings.catch_warnings():
@@ -218,17 +230,10 @@ def compare_models(
 DIFF_COLUMNS = ["model", "reference", "class", "diff", "ci_low", "ci_high", "p_boot", "p_delong", "p_holm"]
 
 
-def _not_evaluable(points: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
-    """Bool mask of the classes with one label value (AUC n/a), each named in a warning."""
-    na_mask = points["auc"].isna().to_numpy()
-    for name, n_pos, n_neg in points.loc[na_mask, ["class", "n_pos", "n_neg"]].itertuples(index=False):
-        warnings.warn(
-            f"class {name!r} has {n_pos} positive and {n_neg} negative test labels: AUC is n/a "
-            f"and the mean covers {int((~na_mask).sum())} of {len(classes)} classes",
-            NotEvaluableWarning,
-            stacklevel=3,
-        )
-    return na_mask
+def _not_evaluable(points: pd.DataFrame) -> np.ndarray:
+    """Bool mask of the classes with one label value (AUC n/a), all named in one warning."""
+    _warn_not_evaluable(points, stacklevel=4)
+    return points["auc"].isna().to_numpy()
 
 
 def _auc_rows(points: Mapping[str, pd.DataFrame], boot: Mapping[str, np.ndarray], boot_mean: Mapping[str, np.ndarray],

@@ -228,7 +228,7 @@ def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: st
     ``rows`` trains on a subset of the training split (the out-of-fold references); default: all of it.
     """
     config, data, run_dir = _run_inputs(cfg, paths, prep, name, arch, seed, variant, soft, pools, rows, changes)
-    return fit_run(config, data, run_dir, progress=False)
+    return fit_run(config, data, run_dir, progress=True)
 
 
 #: The runs whose memorisation curves notebook 05 draws (first seed, the profile's own settings).

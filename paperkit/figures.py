@@ -118,7 +118,8 @@ def fig3_roc_curves(
     colours = _palette(list(scores))
     fig = _new_figure(3.3 * len(classes), 3.6)
     axes = np.atleast_1d(fig.subplots(1, len(classes), sharey=True))
-    aucs = {name: per_class_auc(y, s, classes)["auc"].to_numpy() for name, s in scores.items()}
+    # evaluability depends on the labels only: warn for the first model, not once per model
+    aucs = {name: per_class_auc(y, s, classes, warn=i == 0)["auc"].to_numpy() for i, (name, s) in enumerate(scores.items())}
     for c, (ax, cls) in enumerate(zip(axes, classes)):
         ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
         for name, s in scores.items():
@@ -129,7 +130,10 @@ def fig3_roc_curves(
         ax.set_title(cls)
         ax.set_xlabel("1 - specificity")
         ax.set_aspect("equal")
-        ax.legend(loc="lower right", fontsize=7, title="AUC", title_fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right", fontsize=7, title="AUC", title_fontsize=7)
+        else:  # no curve: every scored image has the same label for this class
+            ax.text(0.5, 0.3, "AUC n/a:\none label value", ha="center", fontsize=8, color="grey")
     axes[0].set_ylabel("sensitivity")
     return save_figure(fig, out_dir, stem)
 

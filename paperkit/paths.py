@@ -88,6 +88,11 @@ class RunPaths:
         return self.root / "REPORT.md"
 
     @property
+    def progress(self) -> Path:
+        """The active notebook's status, written by its kernel, read by the runner (while it runs)."""
+        return self.root / "progress.json"
+
+    @property
     def run_log(self) -> Path:
         """Per-notebook wall times written by the runner."""
         return self.root / "run_log.json"

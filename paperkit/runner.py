@@ -2,24 +2,36 @@
 
 Notebooks are jupytext ``py:percent`` files: :func:`jupytext.read` turns each into a notebook and
 papermill executes it with the profile's parameters, the kernel and the working directory given
-explicitly. Executed copies go to ``results/<profile>/executed/``. Re-running is cheap because
-every expensive step inside a notebook is skipped when its manifest matches (see
-:mod:`paperkit.artifacts`); ``--force`` makes those steps redo their work.
+explicitly. Executed copies go to ``results/<profile>/executed/`` and, as the jupytext pair of the
+source (``notebooks/NN_*.ipynb``, see :func:`paired_copy`), beside it, so that opening the ``.py``
+in JupyterLab shows the last run's outputs. Re-running is cheap because every expensive step
+inside a notebook is skipped when its manifest matches (see :mod:`paperkit.artifacts`);
+``--force`` makes those steps redo their work.
+
+While a notebook runs, its kernel reports the active training run to a status file
+(:mod:`paperkit.progress`) and :class:`~paperkit.progress.LiveStatus` shows it on one line, with
+an estimate of the time left from the previous run's per-notebook times.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import json
 import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
-from paperkit.artifacts import FORCE_ENV, write_json
+from paperkit import progress as live
+from paperkit.artifacts import FORCE_ENV, write_json, write_text
 from paperkit.config import ConfigError, Profile, resolve
 from paperkit.paths import NOTEBOOKS_DIR, RunPaths
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 
 class NotebookFailed(RuntimeError):
@@ -102,6 +114,47 @@ def kernel_name() -> str:
     return "paperkit" if "paperkit" in specs else "python3"
 
 
+def kernelspec(kernel: str) -> dict[str, str]:
+    """The notebook metadata that names ``kernel``, so JupyterLab opens the executed copy with it
+    instead of asking "Select Kernel"."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel)
+        return {"name": kernel, "display_name": spec.display_name, "language": spec.language}
+    except NoSuchKernel:  # papermill will say so when it starts the kernel
+        return {"name": kernel, "display_name": kernel, "language": "python"}
+
+
+#: Cells papermill adds to the executed copy: the parameters it injects and, after a failure, the
+#: red "An Exception was encountered" banner and its anchor. None of them is in the source.
+PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
+
+
+def paired_copy(source: "NotebookNode", executed: "NotebookNode") -> "NotebookNode":
+    """The source notebook with the executed copy's outputs: what jupytext pairs with the ``.py``.
+
+    jupytext opens ``NN.py`` with the outputs of ``NN.ipynb``, but refuses (HTTP 400) when the
+    ``.ipynb`` is newer than the ``.py`` and their inputs differ: it cannot tell a run's copy from
+    edits made in the ``.ipynb``. So the copy keeps the source's cells and metadata exactly (its
+    kernelspec header included) and takes only outputs, execution counts and the kernel's language
+    info (which the text never holds) from the run; the cells papermill adds (:data:`PAPERMILL_TAGS`)
+    are left out (the setup cell's output names the profile that ran; a failed cell keeps its
+    traceback).
+    """
+    paired = copy.deepcopy(source)
+    ran = [c for c in executed.cells if not set(c.get("metadata", {}).get("tags", [])) & PAPERMILL_TAGS]
+    if [c.source for c in ran] != [c.source for c in paired.cells]:
+        raise ValueError("the executed notebook's cells do not match its source's; not pairing outputs")
+    for cell, done in zip(paired.cells, ran):
+        if cell.cell_type == "code":
+            cell.outputs = done.get("outputs", [])
+            cell.execution_count = done.get("execution_count")
+    if "language_info" in executed.metadata:
+        paired.metadata["language_info"] = executed.metadata["language_info"]
+    return paired
+
+
 def execute(
     notebook: Path,
     output: Path,
@@ -115,7 +168,9 @@ def execute(
     from papermill.exceptions import PapermillExecutionError
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    node = jupytext.read(notebook)
+    source = jupytext.read(notebook)
+    node = copy.deepcopy(source)
+    node.metadata["kernelspec"] = kernelspec(kernel)
     try:
         papermill.execute_notebook(
             node,
@@ -132,11 +187,57 @@ def execute(
             f"{notebook.name} failed in cell {err.cell_index} (execution count {err.exec_count}): "
             f"{err.ename}: {err.evalue}\n  executed copy with the traceback: {output}"
         ) from None
+    finally:  # a failed run's outputs (its traceback) belong beside the source too
+        if output.is_file():
+            write_paired(notebook, source, output)
+
+
+def write_paired(notebook: Path, source: "NotebookNode", output: Path) -> None:
+    """Write ``notebook``'s ``.ipynb`` pair from the executed copy ``output`` (atomically).
+
+    A pair that cannot be written (a read-only checkout) costs the reader the outputs beside the
+    source, not the run: it says so and goes on; the executed copy is in ``output`` regardless.
+    """
+    import nbformat
+
+    target = notebook.with_suffix(".ipynb")
+    try:
+        write_text(target, nbformat.writes(paired_copy(source, nbformat.read(output, as_version=4))) + "\n")
+    except (OSError, ValueError) as err:
+        print(f"warning: {target} not written ({err}); the executed notebook is {output}", file=sys.stderr)
 
 
 def _fmt(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def remaining_estimate(previous: Mapping[str, float], names: Sequence[str], current: int) -> Callable[[float], float | None]:
+    """``elapsed -> seconds left`` for the whole call while ``names[current]`` runs, from the
+    previous run's time of each notebook (``run_log.json``); ``None`` when one is unknown."""
+    if any(name not in previous for name in names[current:]):
+        return lambda elapsed: None
+    later = sum(previous[name] for name in names[current + 1:])
+    return lambda elapsed: later + max(previous[names[current]] - elapsed, 0.0)
+
+
+@contextlib.contextmanager
+def kernel_environment(status: Path) -> Iterator[None]:
+    """What the kernels inherit while the runner runs: the status file to report progress to,
+    and no ``MPLBACKEND`` (a shell's ``Agg`` would replace the kernel's inline backend, and
+    ``plt.show()`` would leave no figure in the executed notebook)."""
+    saved = {key: os.environ.get(key) for key in (live.STATUS_ENV, "MPLBACKEND")}
+    os.environ[live.STATUS_ENV] = str(status)
+    os.environ.pop("MPLBACKEND", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        status.unlink(missing_ok=True)
 
 
 def run_notebooks(
@@ -147,9 +248,13 @@ def run_notebooks(
     force: bool = False,
     kernel: str | None = None,
     progress: bool = False,
+    status: bool = False,
     echo=print,
 ) -> list[NotebookRun]:
     """Execute ``notebooks`` in order for ``profile``; stop at the first failure; re-index ``REPORT.md``.
+
+    ``status`` shows the kernel's active training run on one line while each notebook runs
+    (:class:`~paperkit.progress.LiveStatus`); ``progress`` is papermill's per-cell bar.
 
     Returns
     -------
@@ -165,14 +270,20 @@ def run_notebooks(
         os.environ[FORCE_ENV] = str(time.time())
     runs: list[NotebookRun] = []
     log = _read_log(paths.run_log)
+    previous = {name: entry["seconds"] for name, entry in log["notebooks"].items()}
+    names = [nb.stem for nb in notebooks]
+    paths.root.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     try:
         for i, nb in enumerate(notebooks, 1):
             echo(f"[{i}/{len(notebooks)}] {nb.stem} ...", flush=True)
             output = paths.executed / f"{nb.stem}.ipynb"
             t0 = time.perf_counter()
+            watch = live.LiveStatus(paths.progress, f"[{i}/{len(notebooks)}] {nb.stem[:2]}",
+                                    remaining_estimate(previous, names, i - 1)) if status else contextlib.nullcontext()
             try:
-                execute(nb, output, parameters, kernel, progress)
+                with kernel_environment(paths.progress), watch:
+                    execute(nb, output, parameters, kernel, progress)
             finally:
                 seconds = time.perf_counter() - t0
             runs.append(NotebookRun(nb.stem, seconds, output))
@@ -234,8 +345,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"paperkit: profile {profile.name!r}, {len(notebooks)} notebook(s), results in {paths.root}")
     t0 = time.perf_counter()
     try:
-        runs = run_notebooks(profile, typed, notebooks, force=args.force, kernel=args.kernel,
-                             progress=sys.stderr.isatty())
+        runs = run_notebooks(profile, typed, notebooks, force=args.force, kernel=args.kernel, status=True)
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -43,8 +43,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from paperkit import progress as live
 from paperkit.artifacts import Step, read_manifest
 from paperkit.config import Profile
 from paperkit.data.augment import apply_crops, crop_params
@@ -165,7 +165,8 @@ def fit(
         ``{name: (rows, labels [len(rows), C])}`` scored every epoch into a ``monitor_<name>`` column
         (mean AUC; teaching curves only, never used to choose the epoch).
     progress
-        Show a tqdm bar with the loss terms and img/s (rank 0 only).
+        Show a bar with the loss terms and img/s (rank 0 only); under ``run_all.sh`` the run's
+        epoch, img/s and ETA go to the runner's status line instead (:mod:`paperkit.progress`).
 
     A ``run_dir`` whose config or data changed since its manifest or checkpoint is trained again
     from epoch 1 (its epochs belong to other inputs); an unchanged one resumes or is skipped.
@@ -187,10 +188,10 @@ def fit_run(config: TrainConfig, data: RunData, run_dir: str | Path, *, progress
             plan = EpochPlan.draw(state)  # the epoch's batch order, crops and neighbours, drawn up front
             state.model.train()
             t0, cpu0, sums = time.perf_counter(), time.process_time(), torch.zeros(4, device=state.device)
-            bar = _progress_bar(state, plan.steps, progress)
+            bar = _epoch_tracker(state, plan, Path(run_dir), progress)
             for s, batch in enumerate(prefetch(plan.batches())):
                 sums += training_step(state, plan, s, *batch)  # eq. 1: BCE + λ·MODL + γ·KNNS
-                _show(bar, sums, s, plan, t0)
+                _advance(bar, sums, s, plan)
             if bar is not None:
                 bar.close()
             state.end_epoch(sums / plan.steps, time.perf_counter() - t0, time.process_time() - cpu0,
@@ -198,6 +199,11 @@ def fit_run(config: TrainConfig, data: RunData, run_dir: str | Path, *, progress
         summary = state.finish()
     finally:
         state.close()
+        if state.rank == 0:
+            live.finish_task()
+    if progress and state.rank == 0:  # what stays in a notebook once the bar is gone
+        print(f"trained {_label(Path(run_dir))}: {config.epochs} epochs, best epoch {summary['best_epoch']} "
+              f"(validation AUC {summary['best_auc']:.3f})")
     return _finished(step.out_dir, summary, skipped=False)
 
 
@@ -313,21 +319,30 @@ def _check_inputs(config: TrainConfig, data: RunData) -> None:
                          f"and not exceed the {len(data.train)} training images")
 
 
-def _progress_bar(state: RunState, steps: int, show: bool) -> Any:
-    if not show or state.rank != 0:
+def _label(run_dir: Path) -> str:
+    """``checkpoints/nih/ref-densenet_tiny-s0`` -> ``"ref-densenet_tiny-s0 (nih)"``."""
+    return f"{run_dir.name} ({run_dir.parent.name})"
+
+
+def _epoch_tracker(state: RunState, plan: EpochPlan, run_dir: Path, show: bool) -> live.Tracker | None:
+    """The epoch's bar (interactive) or status (under ``run_all.sh``); rank 0 only."""
+    if state.rank != 0 or not (show or live.status_path()):
         return None
-    return tqdm(total=steps, desc=f"{state.config.arch} epoch {state.epoch + 1}/{state.config.epochs}", leave=False)
+    epochs = state.config.epochs
+    return live.Tracker(_label(run_dir), f"epoch {state.epoch + 1}/{epochs}", plan.steps, unit="img",
+                        per_unit=state.config.batch_size, after=(epochs - state.epoch - 1) * plan.steps, show=show)
 
 
-def _show(bar: Any, sums: torch.Tensor, s: int, plan: EpochPlan, t0: float) -> None:
-    """Advance the bar; every 10 steps show the mean loss terms and img/s (a GPU sync, so not every step)."""
+def _advance(bar: live.Tracker | None, sums: torch.Tensor, s: int, plan: EpochPlan) -> None:
+    """Count the step; every 10 steps put the mean loss terms on the bar (a GPU sync, so not every step)."""
     if bar is None:
         return
-    bar.update()
     if s % 10 == 0 or s == plan.steps - 1:
         loss, bce, modl, knns = (sums / (s + 1)).tolist()
-        rate = (s + 1) * plan.state.config.batch_size / (time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{loss:.4f}", bce=f"{bce:.4f}", modl=f"{modl:.4f}", knns=f"{knns:.4f}", img_s=f"{rate:.0f}")
+        bar.update(loss=f"{loss:.4f}", bce=f"{bce:.4f}", modl=f"{modl:.4f}", knns=f"{knns:.4f}",
+                   img_s=f"{bar.rate():.0f}")
+    else:
+        bar.update()
 
 
 def _finished(run_dir: Path, summary: dict[str, Any], skipped: bool = True) -> TrainResult:

@@ -6,7 +6,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${PAPERKIT_VENV:-$ROOT/.venv}
 STAMP=$VENV/.paperkit-env
-want=$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/ensure_env.sh" | sha256sum | cut -c1-16)
+LAB_SETTINGS=scripts/jupyterlab/overrides.d/paperkit.json
+want=$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/ensure_env.sh" "$ROOT/$LAB_SETTINGS" | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
   exit 0
 fi
@@ -28,5 +29,11 @@ esac
 "${pip[@]}" -e "$ROOT[dev]"
 # A named kernel pointing at this interpreter, for papermill and for JupyterLab's launcher.
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name paperkit --display-name "Python (paperkit)" >/dev/null
+# A double-click on notebooks/NN_*.py opens it as a notebook (jupytext's viewer), with the last run's
+# outputs from its paired .ipynb. The setting goes into this environment's JupyterLab settings
+# overrides, not the user's home; JupyterLab's default viewer is per file type, so every .py file
+# opens as a notebook in this JupyterLab (right-click -> Open With -> Editor for the text).
+mkdir -p "$VENV/share/jupyter/lab/settings/overrides.d"
+cp "$ROOT/$LAB_SETTINGS" "$VENV/share/jupyter/lab/settings/overrides.d/paperkit.json"
 echo "$want" > "$STAMP"
 echo "paperkit: environment ready ($VENV)"

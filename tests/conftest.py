@@ -1,7 +1,10 @@
-"""Shared fixtures: every test writes results under a temporary root, never into the repo."""
+"""Shared fixtures: every test writes results under a temporary root, never into the repo; one
+end-to-end smoke run serves every test file that reads its outputs."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,21 @@ SHARED = REPO.parent / "shared"
 def _isolated_results(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PAPERKIT_RESULTS", str(tmp_path_factory.mktemp("results")))
     monkeypatch.delenv("PAPERKIT_FORCE_SINCE", raising=False)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """``python -m paperkit run --profile smoke`` (what ``run_all.sh --profile smoke`` execs), once per
+    session: its results folder. It also writes ``notebooks/NN_*.ipynb``, the outputs paired with the
+    sources, as a user's run does."""
+    results = tmp_path_factory.mktemp("e2e")
+    env = {**os.environ, "PAPERKIT_RESULTS": str(results)}
+    env.pop("PAPERKIT_FORCE_SINCE", None)
+    proc = subprocess.run([sys.executable, "-m", "paperkit", "run", "--profile", "smoke"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "results index:" in proc.stdout and "total" in proc.stdout
+    return results / "smoke"
 
 
 @pytest.fixture

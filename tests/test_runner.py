@@ -72,6 +72,24 @@ def test_executes_parametrised_notebook(notebooks):
     assert "01_good" in json.loads(paths.run_log.read_text())["notebooks"]
 
 
+def test_executed_copy_names_its_kernel_and_pairs_with_the_source(notebooks):
+    """The executed copy records the kernel (JupyterLab then does not ask for one), and the same
+    outputs sit beside the source as its jupytext pair: the source's cells exactly (no injected
+    parameters cell), so jupytext opens the pair although the ``.ipynb`` is newer."""
+    import jupytext
+
+    source = notebooks / "01_good.py"
+    [run] = runner.run_notebooks(get_profile("smoke"), {"k": 5}, [source], kernel="python3", echo=lambda *a, **k: None)
+    executed = nbformat.read(run.output, as_version=4)
+    assert executed.metadata.kernelspec == {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                            "language": "python"}
+    paired = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    assert [c.source for c in paired.cells] == [c.source for c in jupytext.read(source).cells]
+    assert jupytext.writes(paired, "py:percent") == jupytext.writes(jupytext.read(source), "py:percent")
+    setup_cell = paired.cells[-1]
+    assert "profile 'smoke'" in "".join(o.get("text", "") for o in setup_cell.outputs)
+
+
 def test_failing_cell_is_named_and_executed_copy_kept(notebooks):
     with pytest.raises(runner.NotebookFailed, match=r"02_bad.py failed in cell \d+.*ValueError: deliberate failure"):
         runner.run_notebooks(get_profile("smoke"), {}, [notebooks / "02_bad.py"], kernel="python3",
@@ -80,6 +98,9 @@ def test_failing_cell_is_named_and_executed_copy_kept(notebooks):
 
     kept = RunPaths.for_profile("smoke").executed / "02_bad.ipynb"
     assert "deliberate failure" in kept.read_text()
+    paired = nbformat.read(notebooks / "02_bad.ipynb", as_version=4)  # beside the source, without the red banner
+    assert [o.ename for c in paired.cells for o in c.get("outputs", []) if o.output_type == "error"] == ["ValueError"]
+    assert not any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in paired.cells)
 
 
 def test_failing_notebook_exits_non_zero_naming_it(notebooks, monkeypatch, capsys):

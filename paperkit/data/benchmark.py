@@ -238,9 +238,9 @@ def _render_chunk(job: tuple) -> list[tuple[int, str, tuple[int, int, int, int]]
     return boxes
 
 
-def _render_all(params, size, seed, image_paths, mask_paths, workers, progress) -> list:
+def _render_all(params, size, seed, image_paths, mask_paths, workers, progress, label: str = "") -> list:
     """Render every image (in fixed chunks, on ``workers`` processes) with a progress bar."""
-    from tqdm.auto import tqdm
+    from paperkit.progress import Tracker
 
     for p in {os.path.dirname(q) for q in (*image_paths, *mask_paths)}:
         os.makedirs(p, exist_ok=True)
@@ -248,17 +248,17 @@ def _render_all(params, size, seed, image_paths, mask_paths, workers, progress) 
     jobs = ((s, phantom.take(params, slice(s, s + CHUNK)), size, seed, image_paths[s:s + CHUNK],
              mask_paths[s:s + CHUNK]) for s in range(0, n, CHUNK))
     boxes: list = []
-    with tqdm(total=n, unit="img", disable=not progress, desc=f"phantom {size}px") as bar:
+    with Tracker(f"phantom {label} {size}px".replace("  ", " "), "", n, show=progress) as bar:
         if workers <= 1:
             results: Iterable = map(_render_chunk, jobs)
             for res in results:
                 boxes += res
-                bar.update(min(CHUNK, n - bar.n))
+                bar.update(min(CHUNK, n - bar.done))
         else:
             with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as ex:
                 for res in ex.map(_render_chunk, jobs):
                     boxes += res
-                    bar.update(min(CHUNK, n - bar.n))
+                    bar.update(min(CHUNK, n - bar.done))
     return boxes
 
 
@@ -271,7 +271,7 @@ def _write_nih(root: Path, cases, test, noisy, size, seed, workers, progress) ->
     ids = [f"{p:08d}_{f:03d}.png" for p, f in zip(cases["patient"], cases["follow_up"])]
     params = cases["params"]
     boxes = _render_all(params, size, seed, [str(root / "images" / i) for i in ids],
-                        [str(root / "masks" / i.replace(".png", ".npz")) for i in ids], workers, progress)
+                        [str(root / "masks" / i.replace(".png", ".npz")) for i in ids], workers, progress, root.name)
     spacing = 0.143 * 2500 / size  # keep the physical field of view of a real film
     finding = ["|".join(sorted(c for c, on in zip(NIH_CLASSES, row) if on)) or "No Finding" for row in noisy.reported]
     lines = [NIH_HEADER] + [
@@ -313,7 +313,8 @@ def _write_chexpert(root: Path, cases, test, noisy, size, seed, workers, progres
     rel = [f"{top}/{'valid' if t else 'train'}/patient{p:05d}/study{f + 1}/view1_frontal.jpg"
            for p, f, t in zip(cases["patient"], cases["follow_up"], test)]
     _render_all(cases["params"], size, seed, [str(root / r) for r in rel],
-                [str(root / "masks" / r[len(top) + 1:].replace(".jpg", ".npz")) for r in rel], workers, progress)
+                [str(root / "masks" / r[len(top) + 1:].replace(".jpg", ".npz")) for r in rel], workers, progress,
+                root.name)
     clean_nih = cases["labels"].astype(np.float32)
     clean = chexpert_values(clean_nih, cases["devices"], np.zeros_like(blank))
     mined = chexpert_values(noisy.chexpert, cases["devices"], blank)

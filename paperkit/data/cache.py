@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
+from paperkit.progress import Tracker
 from paperkit.artifacts import Step, read_manifest, write_json, write_text
 from paperkit.data.datasets import DataError
 
@@ -132,8 +132,8 @@ def build_cache(
     starts = range(0, len(paths), chunk_size)
     jobs = [(c, paths[s : s + chunk_size], size) for c, s in enumerate(starts) if c not in done]
     images = np.load(out / IMAGES, mmap_mode="r+")
-    with tqdm(total=len(paths), initial=len(paths) - sum(len(j[1]) for j in jobs), desc=f"cache {out.name}",
-              unit="img", disable=not progress) as bar, open(out / DONE, "a") as log:
+    with Tracker(f"cache {out.name}", "", len(paths), initial=len(paths) - sum(len(j[1]) for j in jobs),
+                 show=progress) as bar, open(out / DONE, "a") as log:
         for chunk, block in _run_jobs(jobs, workers):
             images[chunk * chunk_size : chunk * chunk_size + len(block)] = block
             images.flush()
