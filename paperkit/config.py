@@ -70,6 +70,7 @@ class Profile:
     val_fraction: float = 0.1  # validation patients drawn from the training patients
     uncertain_policy: str = "u_ones"  # chexpert: u_ones | u_zeros | u_ignore | lsr_ones | lsr_zeros
     frontal_only: bool = True  # chexpert/mimic: keep frontal views only
+    missing: str = "error"  # real data: images listed in the metadata but absent on disk: error | skip (train on the rest)
     # --- input pipeline ---------------------------------------------------------------------
     resize: int = 256  # every image is resized to resize x resize once, in the cache
     crop: int = 224  # random crop for training, centre crop for evaluation
@@ -205,6 +206,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "knns_mode": ("faithful", "efficient"),
     "knns_k_reduction": ("sum", "mean"),
     "device": ("auto", "cpu", "cuda"),
+    "missing": ("error", "skip"),
 }
 
 
