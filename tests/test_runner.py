@@ -131,7 +131,7 @@ def test_only_run_rewrites_the_report_from_disk(notebooks, monkeypatch):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["run", "--profile", "gpu"], "unknown profile 'gpu'"),
+        (["run", "--profile", "tpu"], "unknown profile 'tpu'"),
         (["run", "--profile", "smoke", "-p", "lamda_modl=0.3"], "unknown parameter 'lamda_modl'"),
         (["run", "--profile", "smoke", "-p", "k=nine"], "'k' must be an integer"),
         (["run", "--profile", "smoke", "-p", "k"], "not key=value"),
