@@ -284,9 +284,10 @@ def data_sizes(cfg: Profile, paths: RunPaths, counted: Mapping[str, DataSize] | 
         if size is None:
             continue
         out[dataset_key(cfg, layout)] = size
-        if cfg.dataset == "benchmark" and "noise_lambda_grid" in cfg.teaching:  # the grid's other draws
-            for level in cfg.noise_sweep:
-                out.setdefault(dataset_key(cfg, layout, level), size)
+    for run in planned_runs(cfg):  # the noise grid's other draws: the same images, relabelled
+        own = out.get(dataset_key(cfg, run.layout))
+        if run.dataset_key not in out and own is not None:
+            out[run.dataset_key] = own
     return out
 
 
@@ -670,13 +671,16 @@ def format_plan(plan: Plan, *, every_run: bool = True) -> str:
 
 
 def summary_line(plan: Plan) -> str:
-    """``N training runs (M finished): ~H:MM:SS left on DEVICE`` with what the estimate leaves out."""
+    """``total: N training runs (M finished), estimated H:MM:SS left on DEVICE`` and what it leaves out."""
     finished = sum(r.finished for r in plan.runs)
+    text = f"total: {len(plan.runs)} training runs ({finished} finished), "
+    if not plan.remaining:
+        return text + "nothing left to do"
     unknown = sum(item.seconds is None for item in plan.remaining)
+    if plan.rates is None or unknown == len(plan.remaining):
+        return text + f"no time estimate ({plan.probe_note or 'no rates'})"
     total = _sum(item.seconds for item in plan.remaining if item.seconds is not None)
-    where = plan.rates.device if plan.rates else "no rates"
-    text = (f"total: {len(plan.runs)} training runs ({finished} finished), estimated {format_seconds(total)} left "
-            f"on {where}")
+    text += f"estimated {format_seconds(total)} left on {plan.rates.device}"
     if unknown:
         text += f" plus {unknown} item(s) without an estimate"
     return text + f"; not included: {NOT_INCLUDED}"

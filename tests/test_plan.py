@@ -22,6 +22,7 @@ def test_every_profile_has_a_plan(name):
     assert {r.arch for r in runs} <= set(trained_archs(cfg))
     assert {r.notebook for r in runs} <= {"02", "05", "06"}
     assert all(r.epochs == cfg.epochs and 0 < r.train_fraction <= 1 for r in runs)
+    assert set(plan.data_sizes(cfg, RunPaths.for_profile(cfg))) == {r.dataset_key for r in runs}  # sized, no more
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -159,4 +160,4 @@ def test_probe_stops_at_its_budget():
     assert rates.train == {} and rates.render is None
     assert "probe stopped after its 0 s budget: no rate for efficientnet_tiny, byobnet_tiny, densenet_tiny" in rates.source
     result = plan.build_plan(cfg, rates=rates)
-    assert all(r.seconds is None for r in result.runs) and "without an estimate" in plan.summary_line(result)
+    assert all(r.seconds is None for r in result.runs) and "no time estimate" in plan.summary_line(result)
