@@ -36,6 +36,7 @@ from paperkit import report
 from paperkit.inference import inference_throughput
 from paperkit.models import count_parameters
 from paperkit.notebook import setup
+from paperkit.runtime import pick_device
 from paperkit.soft_labels import average_predictions
 
 cfg, paths = setup(profile, data_root, overrides, notebook="07")
@@ -64,10 +65,13 @@ result = ex.evaluate(cfg, prep, probs)
 # %%
 shape = (1, cfg.crop, cfg.crop)
 params = {v: count_parameters(r.model) for v, r in singles.items()}
-speed = {v: inference_throughput(r.model, shape, batch_size=32, n_batches=5) for v, r in singles.items()}
+device = str(pick_device(cfg.device, 0))  # the cost on the profile's device, run as predictions run there
+speed = {v: inference_throughput(r.model, shape, batch_size=32, n_batches=5, device=device, amp=cfg.amp)
+         for v, r in singles.items()}
 for name, archs in members.items():
     params[name] = sum(count_parameters(refs[a].model) for a in archs)
-    speed[name] = inference_throughput([refs[a].model for a in archs], shape, batch_size=32, n_batches=5)
+    speed[name] = inference_throughput([refs[a].model for a in archs], shape, batch_size=32, n_batches=5,
+                                       device=device, amp=cfg.amp)
 if layout == "chexpert":
     table = report.table3_ensembles(result, params=params, throughput=speed)
 else:

@@ -85,16 +85,21 @@ def grid_references(cfg: Profile) -> tuple[list[str], str]:
     return archs, "all" if archs == list(cfg.reference_archs) else "small"
 
 
-def teacher_request(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int, teacher: str, soft: np.ndarray,
-                weight: float | None = None) -> ex.RunRequest:
-    """B+MODL+KNNS taught by the soft labels named ``teacher``, with λ = γ = ``weight`` (default: the profile's)."""
+def teacher_run_name(cfg: Profile, seed: int, teacher: str, weight: float | None = None) -> tuple[str, dict[str, float]]:
+    """The run name of :func:`teacher_request` and its training changes (λ = γ = ``weight`` where it differs)."""
     tags: dict[str, object] = {} if teacher == "all" else {"teacher": teacher}
-    changes = {}
+    changes: dict[str, float] = {}
     if weight is not None and (weight, weight) != (cfg.lambda_modl, cfg.gamma_knns):
         tags["lambda"], changes = weight, {"lambda_modl": weight, "gamma_knns": weight}
+    return ex.target_name("B+MODL+KNNS", seed, **tags), changes
+
+
+def teacher_request(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int, teacher: str, soft: np.ndarray,
+                    weight: float | None = None) -> ex.RunRequest:
+    """B+MODL+KNNS taught by the soft labels named ``teacher``, with λ = γ = ``weight`` (default: the profile's)."""
+    name, changes = teacher_run_name(cfg, seed, teacher, weight)
     pool = ex.pools(cfg, paths, prep, soft, cfg.k, name=teacher)
-    return ex.RunRequest(prep, ex.target_name("B+MODL+KNNS", seed, **tags), cfg.target_arch, seed, "B+MODL+KNNS",
-                         soft, pool, changes=changes)
+    return ex.RunRequest(prep, name, cfg.target_arch, seed, "B+MODL+KNNS", soft, pool, changes=changes)
 
 
 def noise_lambda_grid(cfg: Profile, paths: RunPaths, layout: str, seed: int) -> pd.DataFrame:

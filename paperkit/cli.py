@@ -15,6 +15,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "phantom": ("paperkit.data.benchmark", "generate the embedded benchmark in the NIH or CheXpert layout"),
     "summarize": ("paperkit.data.summarize", "summarise a dataset root from its metadata"),
     "profiles": ("paperkit.cli", "list the profiles and their settings"),
+    "plan": ("paperkit.plan", "list every training run of a profile with an estimated time (no training)"),
     "weights": ("paperkit.weights", "save timm's ImageNet weights as <arch>.pth for offline machines (-p pretrained=DIR)"),
 }
 

@@ -1,6 +1,6 @@
 """Profiles: every hyper-parameter of the paper's "Implementation Details" in one typed object.
 
-A profile is a frozen dataclass. Named profiles (``smoke``, ``cpu``, ``nih``, ``chexpert``) differ
+A profile is a frozen dataclass. Named profiles (``smoke``, ``cpu``, ``teach``, ``gpu``, ``nih``, ``chexpert``) differ
 only in the values below; notebooks and the command line override single fields with
 :func:`apply_overrides`, which rejects unknown keys and wrong types *before* any work starts
 (papermill itself only warns about unknown parameters).
@@ -70,6 +70,7 @@ class Profile:
     val_fraction: float = 0.1  # validation patients drawn from the training patients
     uncertain_policy: str = "u_ones"  # chexpert: u_ones | u_zeros | u_ignore | lsr_ones | lsr_zeros
     frontal_only: bool = True  # chexpert/mimic: keep frontal views only
+    missing: str = "error"  # real data: images listed in the metadata but absent on disk: error | skip (train on the rest)
     # --- input pipeline ---------------------------------------------------------------------
     resize: int = 256  # every image is resized to resize x resize once, in the cache
     crop: int = 224  # random crop for training, centre crop for evaluation
@@ -171,12 +172,30 @@ _CPU = Profile(
     ),
 )
 
+#: Teaching ablations that need what only the embedded benchmark has: clean labels on every training
+#: image (memorisation curves) and control of the label noise (the noise x λ grid). Notebooks skip
+#: them on real data; the real-data profiles leave them out so that their plans list no such run.
+BENCHMARK_ONLY_TEACHING = ("memorisation", "noise_lambda_grid")
+REAL_DATA_TEACHING = tuple(t for t in TEACHING if t not in BENCHMARK_ONLY_TEACHING)
+#: References of the out-of-fold and cleanlab ablations on real data. Out-of-fold teachers cost
+#: ``oof_folds`` trainings per architecture (each on (folds-1)/folds of the data): with all six, 12
+#: trainings, as much as six full reference trainings again. Two networks of different families, the
+#: target's own (DenseNet-121) and an Inception-residual one (Inception-ResNet-v2), keep it to about
+#: two and leave out NASNet-A Large, the slowest of the six (1,924 img/s inference on an H200 against
+#: DenseNet-121's 5,358). Both are among the references, so the in-fold teachers need no new run.
+REAL_ABLATION_REFERENCES = ("densenet121", "inception_resnet_v2")
+_REAL_NOTE = (" Teaching ablations that need the embedded benchmark (memorisation curves, noise x λ grid) are "
+              "left out; out-of-fold and cleanlab use densenet121 + inception_resnet_v2 (ablation_reference_archs). "
+              "Needs --data-root and a GPU; `python -m paperkit plan --profile {name}` lists every run with its time.")
+
 _NIH = Profile(
     name="nih",
     dataset="nih",
     split="patient70_10_20",  # the paper follows CheXNet's patient-wise split
     pretrained="imagenet",
-    notes="Paper settings on NIH ChestX-ray14 (Table 1). Needs --data-root and a GPU.",
+    teaching=REAL_DATA_TEACHING,
+    ablation_reference_archs=REAL_ABLATION_REFERENCES,
+    notes="Paper settings on NIH ChestX-ray14 (Table 1): 24 training runs." + _REAL_NOTE.format(name="nih"),
 )
 
 _CHEXPERT = Profile(
@@ -184,7 +203,45 @@ _CHEXPERT = Profile(
     dataset="chexpert",
     pretrained="imagenet",
     uncertain_policy="u_ones",  # the paper trains B and the references with U-Ones
-    notes="Paper settings on CheXpert (Tables 2, 3, Figs 3-5). Needs --data-root and a GPU.",
+    teaching=REAL_DATA_TEACHING,
+    ablation_reference_archs=REAL_ABLATION_REFERENCES,
+    notes=("Paper settings on CheXpert (Tables 2, 3, Figs 3-5): 27 training runs (24 as nih, and the U-Zeros, "
+           "U-Ignore and U-Ones+LSR baselines)." + _REAL_NOTE.format(name="chexpert")),
+)
+
+#: The paper's networks and resolution on the embedded benchmark, sized for one H200 (~6 minutes).
+#: Derivation with the README's H200 rates (bf16, 224 px; training = 1/3 of inference: DenseNet-121
+#: 1,786 img/s, -169 1,417, -201 1,207, Inception-ResNet-v2 1,018, Xception 3,319, NASNet-A Large 641;
+#: faithful KNNS 2.7x a BCE step at K = 9, linear in K) and n_train = 0.72 n_images (20 % test
+#: patients, 10 % of the rest validation): per image and epoch the six references cost 4.94 ms, B
+#: 0.56 ms, B+MODL+KNNS (faithful) 1.51 ms. Both layouts: references 9.9 ms, 3 seeds x (B +
+#: B+MODL+KNNS) 12.4 ms, 06's B+MODL and B+KNNS on one seed 4.1 ms, the K sweep 3/5/7/11 on one
+#: layout 5.0 ms, efficient B+KNNS 0.6 ms: 32.0 ms x 0.72 x 3,000 images x 3 epochs = 207 s of
+#: training steps; validation (~6 s), soft labels (~10 s), rendering 2 x 3,000 images on 16 cores and
+#: the cache (not in the plan without a probe; ~10 s at the bench target of 50 images/s per core) add
+#: ~25 s (`python -m paperkit plan --profile gpu --no-probe` prints its part). What no plan counts (8 kernel
+#: starts, bootstrap CIs, figures, loading checkpoints) takes the rest of ~6 minutes.
+_GPU = Profile(
+    name="gpu",
+    n_images=3000,
+    benchmark_seed=20261202,  # the cpu profile's draw: no choice of the kit was made on it
+    render_size=256,
+    resize=256,
+    crop=224,
+    reference_archs=PAPER_REFERENCES,
+    target_arch="densenet121",
+    pretrained="none",  # no network here; -p pretrained=imagenet or a weights folder restores the paper's
+    epochs=3,  # paper: 10; lr still divided by 3 every 2 epochs
+    seeds=(0, 1, 2),
+    ablation_seeds=1,
+    k_sweep=(3, 5, 7, 9, 11),
+    teaching=("faithful_knns",),  # memorisation curves would score train + test each epoch of 16 runs: ~35 s
+    device="cuda",
+    notes=("The paper's six references and DenseNet-121 at its resolution (256 px images, 224 crops) on the "
+           "embedded benchmark, every notebook, sized for ~6 minutes on one H200: 3,000 images per layout, "
+           "3 epochs, 3 seeds, from scratch (-p pretrained=imagenet or a weights folder for ImageNet "
+           "initialisation). A scale check of the pipeline on a GPU: models this briefly trained from "
+           "scratch are weak, so its AUCs are not the paper's. Needs a CUDA GPU."),
 )
 
 _TEACH = replace(
@@ -195,7 +252,7 @@ _TEACH = replace(
     notes=_CPU.notes + " Adds every teaching ablation of notebook 06 to the cpu profile's runs.",
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _TEACH, _NIH, _CHEXPERT)}
+PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _TEACH, _GPU, _NIH, _CHEXPERT)}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("benchmark", "nih", "chexpert", "mimic"),
@@ -206,6 +263,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "knns_mode": ("faithful", "efficient"),
     "knns_k_reduction": ("sum", "mean"),
     "device": ("auto", "cpu", "cuda"),
+    "missing": ("error", "skip"),
 }
 
 

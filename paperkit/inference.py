@@ -57,6 +57,7 @@ def inference_throughput(
     batch_size: int = 32,
     n_batches: int = 5,
     device: str = "cpu",
+    amp: bool = False,
 ) -> float:
     """Measured images per second of a model, or of an ensemble run member after member.
 
@@ -71,21 +72,32 @@ def inference_throughput(
         ``(channels, height, width)`` of one image.
     n_batches
         Timed passes (the median is taken).
+    device
+        Where to measure; the models are moved there (and stay).
+    amp
+        On CUDA, run as the kit predicts (:func:`paperkit.inference.predict`): bf16 autocast and
+        channels_last. Ignored on the CPU.
     """
+    import contextlib
+
+    cuda = device.startswith("cuda")
+    fast = amp and cuda
+    layout = torch.channels_last if fast else torch.contiguous_format
     members = [models] if not isinstance(models, Sequence) else list(models)
-    x = torch.randn(batch_size, *input_shape, device=device)
+    x = torch.randn(batch_size, *input_shape, device=device).contiguous(memory_format=layout)
     for m in members:
-        m.eval().to(device)
+        m.eval().to(device, memory_format=layout)
 
     def run_once() -> float:
         start = time.perf_counter()
         for m in members:
             m(x)
-        if device.startswith("cuda"):
+        if cuda:
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    with torch.inference_mode():
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
         for _ in range(2):
             run_once()
         seconds = [run_once() for _ in range(n_batches)]

@@ -32,6 +32,7 @@ from paperkit.paths import NOTEBOOKS_DIR, RunPaths
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
+    from paperkit.preflight import PreflightReport
 
 
 class NotebookFailed(RuntimeError):
@@ -88,13 +89,20 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def check_profile(profile: Profile) -> None:
-    """Fail fast, before any notebook runs, on a missing or absent data root or unavailable pretrained weights.
+def check_profile(profile: Profile, echo=print) -> "PreflightReport":
+    """Fail fast, before any notebook runs: the data root, then the preflight (:mod:`paperkit.preflight`).
 
-    The weights check (:func:`paperkit.weights.check_pretrained`) takes seconds: an offline
-    machine asked for ``pretrained=imagenet`` fails here rather than inside the first training.
+    The preflight takes seconds: it lists the dataset's images against its metadata, checks the
+    device, the free disk and the pretrained weights (:func:`paperkit.weights.check_pretrained`: an
+    offline machine asked for ``pretrained=imagenet`` fails here rather than inside the first
+    training), prints its summary block with ``echo`` and raises one line per problem.
+
+    Raises
+    ------
+    ConfigError
+        Naming the problem(s), one a line.
     """
-    from paperkit.weights import check_pretrained
+    from paperkit.preflight import run_preflight
 
     if profile.needs_data_root:
         if not profile.data_root:
@@ -103,7 +111,30 @@ def check_profile(profile: Profile) -> None:
             )
         if not Path(profile.data_root).is_dir():
             raise ConfigError(f"--data-root {profile.data_root!r} does not exist or is not a folder")
-    check_pretrained(profile)
+    report = run_preflight(profile)
+    echo(report.summary(), flush=True)
+    if report.problems:
+        raise ConfigError("\n".join(report.problems))
+    return report
+
+
+def show_plan(profile: Profile, report: "PreflightReport", *, probe: bool = True, redo: bool = False,
+              echo=print) -> None:
+    """Print the plan's total before running and write ``results/<profile>/plan.json`` (see :mod:`paperkit.plan`).
+
+    ``redo`` (``--force``): every run counts as still to do. A probe that fails (out of memory, a driver
+    error) costs the estimate, never the run.
+    """
+    from paperkit import plan as planning
+
+    try:
+        plan = planning.make_plan(profile, probe_requested=probe, counted=report.sizes, redo=redo, echo=echo)
+    except Exception as err:  # noqa: BLE001 - an estimate is not worth stopping a run for
+        echo(f"plan: throughput probe failed ({type(err).__name__}: {err}); no time estimate", flush=True)
+        plan = planning.build_plan(profile, counted=report.sizes, redo=redo, probe_note=f"probe failed: {err}")
+    path = planning.write_plan(plan, RunPaths.for_profile(profile))
+    echo(f"{planning.summary_line(plan)}\n  every run: {path} (or python -m paperkit plan --profile {profile.name} ...)",
+         flush=True)
 
 
 def kernel_name() -> str:
@@ -326,6 +357,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="start", metavar="NB", help="run from this notebook onwards")
     parser.add_argument("--force", action="store_true", help="redo every step even when its manifest matches")
     parser.add_argument("--kernel", default=None, help="Jupyter kernel (default: paperkit, else python3)")
+    parser.add_argument("--no-probe", action="store_true", help="skip the throughput probe behind the time estimate")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -334,11 +366,13 @@ def main(args: argparse.Namespace) -> int:
         if args.data_root:
             overrides["data_root"] = str(Path(args.data_root).expanduser().resolve())
         profile = resolve(args.profile, overrides)
-        check_profile(profile)
         notebooks = select_notebooks(list_notebooks(), args.only, args.start)
+        report = check_profile(profile)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        for line in str(err).splitlines():  # the preflight reports one problem a line
+            print(f"error: {line}", file=sys.stderr)
         return 2
+    show_plan(profile, report, probe=not args.no_probe, redo=args.force)
     typed = {k: getattr(profile, k) for k in overrides}
     typed = json.loads(json.dumps(typed))  # tuples -> lists, as papermill serialises them
     paths = RunPaths.for_profile(profile)

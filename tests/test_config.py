@@ -31,6 +31,7 @@ def test_named_profiles_are_valid(name):
         ({"teaching": "cleanlab,noise_lambda_grid"}, "teaching", ("cleanlab", "noise_lambda_grid")),
         ({"teaching": ""}, "teaching", ()),
         ({"noise_sweep": "0,0.5"}, "noise_sweep", (0.0, 0.5)),
+        ({"missing": "skip"}, "missing", "skip"),
     ],
 )
 def test_overrides_are_typed(overrides, field, expected):
@@ -53,6 +54,7 @@ def test_overrides_are_typed(overrides, field, expected):
         ({"ablation_seeds": 4, "seeds": "0,1,2"}, "'ablation_seeds' must be in 0..3"),
         ({"oof_folds": 1}, "'oof_folds' must be at least 2"),
         ({"noise_sweep": "-1"}, "'noise_sweep' needs levels >= 0"),
+        ({"missing": "keep"}, "'missing' must be one of error, skip"),
     ],
 )
 def test_bad_overrides_name_the_parameter(overrides, message):
@@ -61,5 +63,5 @@ def test_bad_overrides_name_the_parameter(overrides, message):
 
 
 def test_unknown_profile_lists_choices():
-    with pytest.raises(ConfigError, match="unknown profile 'gpu'.*smoke"):
-        get_profile("gpu")
+    with pytest.raises(ConfigError, match="unknown profile 'tpu'.*smoke.*gpu"):
+        get_profile("tpu")

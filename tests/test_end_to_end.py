@@ -222,3 +222,18 @@ def test_killed_run_resumes_to_identical_tables(smoke_run, tmp_path):
         # exact: training on CPU is deterministic (torch.use_deterministic_algorithms) and a
         # checkpoint holds every generator's state, so a resumed model is bit for bit the same
         pd.testing.assert_frame_equal(got, expected, check_exact=True, obj=f"{name} (killed in {killed_in})")
+
+
+def test_plan_lists_exactly_the_runs_trained(smoke_run):
+    """The plan (paperkit.plan) and the runner's plan.json name the very run folders the notebooks created."""
+    from paperkit.config import get_profile
+    from paperkit.plan import planned_runs
+
+    trained = {p.relative_to(smoke_run / "checkpoints").as_posix()
+               for p in (smoke_run / "checkpoints").glob("*/*") if p.is_dir()}
+    planned = {r.folder for r in planned_runs(get_profile("smoke"))}
+    assert trained == planned, f"trained, not planned: {sorted(trained - planned)}; planned, not trained: {sorted(planned - trained)}"
+    saved = json.loads((smoke_run / "plan.json").read_text())
+    assert {r["folder"] for r in saved["runs"]} == planned
+    assert saved["rates"]["device"] == "cpu" and saved["total_seconds"] > 0
+    assert "- plan (plan.json): " in (smoke_run / "REPORT.md").read_text()

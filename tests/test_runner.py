@@ -152,7 +152,7 @@ def test_only_run_rewrites_the_report_from_disk(notebooks, monkeypatch):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["run", "--profile", "gpu"], "unknown profile 'gpu'"),
+        (["run", "--profile", "tpu"], "unknown profile 'tpu'"),
         (["run", "--profile", "smoke", "-p", "lamda_modl=0.3"], "unknown parameter 'lamda_modl'"),
         (["run", "--profile", "smoke", "-p", "k=nine"], "'k' must be an integer"),
         (["run", "--profile", "smoke", "-p", "k"], "not key=value"),
@@ -171,3 +171,18 @@ def test_cli_help_lists_verbs(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "run" in out and "phantom" in out
+
+
+def test_preflight_and_plan_come_before_any_notebook(notebooks, monkeypatch, capsys):
+    """The preflight block, then the plan's total (and plan.json), then the notebooks."""
+    from paperkit.paths import RunPaths
+
+    real = runner.list_notebooks
+    monkeypatch.setattr(runner, "list_notebooks", lambda: real(notebooks))
+    monkeypatch.setattr(runner, "execute", lambda notebook, output, *a, **k: output.parent.mkdir(parents=True, exist_ok=True))
+    assert cli.main(["run", "--profile", "smoke", "--only", "01", "--kernel", "python3", "--no-probe"]) == 0
+    out = capsys.readouterr().out
+    order = [out.index(marker) for marker in ("preflight: profile 'smoke'", "total: ", "paperkit: profile 'smoke'")]
+    assert order == sorted(order)
+    saved = json.loads((RunPaths.for_profile("smoke").root / "plan.json").read_text())
+    assert saved["profile"] == "smoke" and saved["runs"] and saved["probe_note"].startswith("no probe (--no-probe)")

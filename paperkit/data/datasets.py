@@ -200,7 +200,7 @@ def apply_missing_policy(
         shown = ", ".join(absent[:3])
         raise DataError(
             f"{len(absent)} image(s) listed in {source} are missing on disk (first: {shown}); "
-            f"pass missing='skip' to drop them"
+            f"pass missing='skip' to drop them (run_all.sh / python -m paperkit run: -p missing=skip)"
         )
     if absent and missing == "skip":
         log.warning("%s: skipped %d image(s) missing on disk (first: %s)", source, len(absent), absent[0])

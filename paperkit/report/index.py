@@ -85,6 +85,7 @@ def write_report_index(
     """
     from paperkit.config import PROFILES
     from paperkit.deviations import deviations, markdown_table
+    from paperkit.plan import plan_vs_measured
 
     name = profile if isinstance(profile, str) else profile.name
     profile_notes = "" if isinstance(profile, str) else profile.notes
@@ -117,6 +118,7 @@ def write_report_index(
         f"- hardware: {hardware or describe_hardware()}",
         f"- written: {_dt.datetime.now().isoformat(timespec='seconds')}",
         *[f"- {n}" for n in notes],
+        *[f"- {line}" for line in [plan_vs_measured(paths)] if line],  # the estimate beside the measured time
         "",
         "## Tables",
         "",

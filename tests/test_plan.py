@@ -1,0 +1,163 @@
+"""The plan lists every training run of a profile, estimates its time, and matches the notebooks
+(the smoke end-to-end run's checkpoints/ folders are checked in test_end_to_end.py)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from paperkit import cli, plan
+from paperkit.artifacts import Step
+from paperkit.config import PAPER_REFERENCES, PROFILES, REAL_ABLATION_REFERENCES, get_profile, resolve
+from paperkit.paths import RunPaths
+from paperkit.weights import trained_archs
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_every_profile_has_a_plan(name):
+    cfg = get_profile(name)
+    runs = plan.planned_runs(cfg)
+    folders = [r.folder for r in runs]
+    assert runs and len(folders) == len(set(folders))
+    assert {r.arch for r in runs} <= set(trained_archs(cfg))
+    assert {r.notebook for r in runs} <= {"02", "05", "06"}
+    assert all(r.epochs == cfg.epochs and 0 < r.train_fraction <= 1 for r in runs)
+    assert set(plan.data_sizes(cfg, RunPaths.for_profile(cfg))) == {r.dataset_key for r in runs}  # sized, no more
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_plan_verb_prints_runs_and_a_total(name, capsys):
+    assert cli.main(["plan", "--profile", name, "--no-probe"]) == 0
+    out = capsys.readouterr().out
+    n_runs = len(plan.planned_runs(get_profile(name)))
+    assert f"total: {n_runs} training runs (0 finished)" in out
+    assert "no probe (--no-probe)" in out
+    if get_profile(name).needs_data_root:
+        assert "no --data-root: image counts of the full public" in out
+
+
+def test_real_data_profiles_state_their_run_count_and_skip_benchmark_ablations():
+    for name in ("nih", "chexpert"):
+        cfg = get_profile(name)
+        runs = plan.planned_runs(cfg)
+        assert f"{len(runs)} training runs" in cfg.notes
+        assert not {"noise x λ grid"} & {r.purpose for r in runs} and not any(r.monitored for r in runs)
+        oof = {r.arch for r in runs if "-oof" in r.name}
+        assert oof == set(REAL_ABLATION_REFERENCES) <= set(cfg.reference_archs)
+    assert len(plan.planned_runs(get_profile("nih"))) == 24
+    assert len(plan.planned_runs(get_profile("chexpert"))) == 27  # + the U-Zeros, U-Ignore, LSR baselines
+
+
+def test_paper_scale_plans_without_a_gpu_use_the_readme_rates():
+    cfg = get_profile("nih")
+    result = plan.make_plan(cfg, probe_requested=False)
+    assert result.rates.device == "one H200 (nominal)" and "README" in result.rates.source
+    assert all(r.seconds and r.seconds > 0 for r in result.runs)
+    refs = {r.arch: r.seconds for r in result.runs if r.purpose == "reference"}
+    assert refs["nasnetalarge"] > refs["densenet121"] * 2  # 1,924 vs 5,358 img/s
+    caches = [s for s in result.steps if s.what.startswith("cache")]
+    assert caches and all(s.seconds is None for s in caches)  # decoding a user's files is not estimated
+    assert "1 item(s) without an estimate" in plan.summary_line(result)
+
+
+def test_gpu_profile_is_the_papers_networks_at_its_resolution():
+    cfg = get_profile("gpu")
+    assert (cfg.render_size, cfg.resize, cfg.crop) == (256, 256, 224)
+    assert cfg.reference_archs == PAPER_REFERENCES and cfg.target_arch == "densenet121"
+    assert cfg.pretrained == "none" and cfg.dataset == "benchmark" and cfg.device == "cuda"
+    assert resolve("gpu", {"pretrained": "imagenet"}).pretrained == "imagenet"
+
+
+def test_gpu_profile_fits_its_budget_on_one_h200():
+    """The plan with the README's H200 rates leaves time, within ~6 minutes, for what it does not count."""
+    result = plan.make_plan(get_profile("gpu"), probe_requested=False)
+    training = sum(r.seconds for r in result.runs)
+    assert result.rates.device == "one H200 (nominal)"
+    assert 150 < training < 240, training  # the derivation in config._GPU: 207 s of training steps
+    render = [s for s in result.steps if s.what.startswith("render")]
+    assert render and all(s.seconds is None for s in render)  # no probe: no rendering rate
+
+
+def test_profiles_verb_lists_gpu(capsys):
+    assert cli.main(["profiles"]) == 0
+    assert any(line.startswith("gpu ") for line in capsys.readouterr().out.splitlines())
+
+
+def test_estimate_arithmetic():
+    size = plan.DataSize(n_train=1000, n_val=100, n_test=200, source="test")
+    rates = plan.Rates("dev", "test", train={"a": 100.0}, infer={"a": 500.0}, faithful_k=9, faithful_ratio=2.8)
+    run = plan.PlannedRun("05", "headline", "nih", "nih", "B-s0", "a", "B", 0, epochs=2)
+    steps, rest = plan.estimate(run, size, rates, batch_size=32)
+    assert steps == pytest.approx(2 * 992 / 100) and rest == pytest.approx(2 * 100 / 500)  # 31 full batches
+    faithful = plan.PlannedRun("05", "x", "nih", "nih", "n", "a", "B+KNNS", 0, 2, "faithful", 3)
+    assert plan.estimate(faithful, size, rates, 32)[0] == pytest.approx(steps * (1 + 1.8 * 3 / 9))
+    efficient = plan.PlannedRun("05", "x", "nih", "nih", "n", "a", "B+KNNS", 0, 2, "efficient", 9, monitored=True)
+    steps_e, rest_e = plan.estimate(efficient, size, rates, 32)
+    assert steps_e == pytest.approx(steps * plan.EFFICIENT_FACTOR)
+    assert rest_e == pytest.approx(rest + 1000 / 500 + 2 * 1200 / 500)  # bank warm start, monitor
+    assert plan.estimate(run, size, plan.Rates("dev", "none"), 32) is None
+
+
+def test_finished_runs_are_marked_and_not_counted(tmp_path):
+    cfg = get_profile("smoke")
+    paths = RunPaths.for_profile(cfg)
+    first = plan.planned_runs(cfg)[0]
+    step = Step(paths.run_dir(first.folder), {"x": 1})
+    step.start()
+    step.finish()
+    rates = plan.Rates("dev", "test", train={a: 1000.0 for a in trained_archs(cfg)},
+                       infer={a: 4000.0 for a in trained_archs(cfg)}, faithful_k=3, faithful_ratio=2.0,
+                       render=100.0, decode=1000.0)
+    result = plan.build_plan(cfg, paths, rates=rates)
+    assert result.runs[0].finished and not any(r.finished for r in result.runs[1:])
+    assert result.total_seconds == pytest.approx(sum(i.seconds for i in result.remaining))
+    assert result.runs[0] not in result.remaining and len(result.remaining) == len(result.runs) - 1 + len(result.steps)
+    assert not any(r.finished for r in plan.build_plan(cfg, paths, rates=rates, redo=True).runs)
+    saved = json.loads(plan.write_plan(result, paths).read_text())
+    assert saved["total_seconds"] == pytest.approx(result.total_seconds) and len(saved["runs"]) == len(result.runs)
+
+
+def test_probe_measures_the_smoke_networks_on_the_cpu(capsys):
+    cfg = get_profile("smoke")
+    result = plan.make_plan(cfg, echo=print)
+    assert result.rates.device == "cpu" and result.rates.source.startswith("measured here (cpu")
+    assert set(result.rates.train) == set(trained_archs(cfg)) and min(result.rates.train.values()) > 0
+    assert result.rates.faithful_ratio > 1 and result.rates.render > 0 and result.rates.decode > 0
+    assert result.total_seconds is not None and result.total_seconds > 0
+    assert "probe densenet_tiny: train" in capsys.readouterr().out
+
+
+def test_paper_networks_are_not_probed_on_a_cpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    device, why = plan.probe_device(get_profile("nih"), PAPER_REFERENCES)
+    assert device is None and "nasnetalarge: 84.8M parameters" in why
+    assert plan.probe_device(get_profile("gpu"), PAPER_REFERENCES) == (None, "device=cuda but torch sees no CUDA GPU")
+
+
+def test_report_shows_the_estimate_beside_the_measured_time(tmp_path):
+    cfg = get_profile("smoke")
+    paths = RunPaths.for_profile(cfg)
+    assert plan.plan_vs_measured(paths) is None
+    rates = plan.Rates("dev", "test", train={a: 1000.0 for a in trained_archs(cfg)},
+                       infer={a: 4000.0 for a in trained_archs(cfg)}, faithful_k=3, faithful_ratio=2.0)
+    result = plan.build_plan(cfg, paths, rates=rates)
+    plan.write_plan(result, paths)
+    assert "no planned run has finished training since" in plan.plan_vs_measured(paths)
+    run = result.runs[0]
+    paths.run_dir(run.folder).mkdir(parents=True)
+    (paths.run_dir(run.folder) / "metrics.csv").write_text(
+        "epoch,train_s\n" + "".join(f"{e + 1},{run.train_seconds / run.epochs:.6f}\n" for e in range(run.epochs)))
+    line = plan.plan_vs_measured(paths)
+    assert "(1.00x the estimate)" in line and "training steps of the 1 runs" in line
+
+
+def test_probe_stops_at_its_budget():
+    """On a loaded machine the probe gives up rather than holding the run back; the plan says so."""
+    cfg = get_profile("smoke")
+    rates = plan.probe(cfg, "cpu", trained_archs(cfg), total_budget_s=0.0)
+    assert rates.train == {} and rates.render is None
+    assert "probe stopped after its 0 s budget: no rate for efficientnet_tiny, byobnet_tiny, densenet_tiny" in rates.source
+    result = plan.build_plan(cfg, rates=rates)
+    assert all(r.seconds is None for r in result.runs) and "no time estimate" in plan.summary_line(result)
