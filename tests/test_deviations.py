@@ -137,7 +137,7 @@ def test_setup_shows_markdown_in_a_kernel(monkeypatch):
     from paperkit import notebook
 
     shown = []
-    monkeypatch.setattr(notebook, "_in_kernel", lambda: True)
+    monkeypatch.setattr(notebook, "in_kernel", lambda: True)
     monkeypatch.setattr(IPython.display, "display", shown.append)
     notebook.show_deviations(get_profile("cpu"), "02")
     [markdown] = shown
