@@ -88,7 +88,7 @@ def test_report_index_links_every_table(smoke_run):
 #: Notebooks whose cells train models (a kill inside them must resume mid-run).
 TRAINING_NOTEBOOKS = ("02_reference_training", "05_target_training")
 #: Table columns that are measured wall-clock times or throughputs (they differ between any two runs).
-TIMING_COLUMN = re.compile(r"seconds|img/s|images_per_s|img_per_s|(^|_)s$")
+TIMING_COLUMN = re.compile(r"seconds|time|img/s|images_per_s|img_per_s|(^|_)s$")
 
 
 def _process_table() -> dict[int, tuple[int, str]]:
