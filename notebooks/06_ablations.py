@@ -32,6 +32,8 @@ data_root = ""  # your dataset root for the nih / chexpert profiles
 overrides = {}  # any Profile field; validated before any work
 
 # %%
+import functools
+
 from IPython.display import Markdown, display
 
 from paperkit import ablations, figures, report, verdict
@@ -51,6 +53,7 @@ def show(table: report.ReportTable) -> None:
     display(Markdown(f"**{table.caption}**"), table.display, Markdown("\n".join(f"- {n}" for n in table.notes)))
 
 
+@functools.cache  # each section asks again; load the stored data, soft labels and pools once per layout
 def dataset(layout: str):
     """The layout's prepared data, soft labels and pools (stored by notebooks 01-04: loaded, not recomputed)."""
     prep = ex.prepare(cfg, paths, layout)

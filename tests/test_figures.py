@@ -99,7 +99,7 @@ def test_noise_lambda_grid_heatmap(tmp_path, drawn):
     _check(figures.teach_noise_lambda_grid(grid, tmp_path), "teach_noise_lambda_grid")
     ax = drawn[0].axes[0]
     texts = [t.get_text() for t in ax.texts]
-    assert len(texts) == 9 and "+1.90\n[+1.40, +2.40]".replace("\\n", "\n") in texts  # noise 2, λ 0.1
+    assert len(texts) == 9 and "+1.90\n[+1.40, +2.40]" in texts  # noise 2, λ 0.1
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.3", "1"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"]
     assert len(ax.patches) == 3  # one box per noise level: the weight validation chose
