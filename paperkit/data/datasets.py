@@ -64,11 +64,6 @@ class XrayDataset:
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    @property
-    def observed(self) -> np.ndarray:
-        """bool [N, C]: label present (not blank); blanks are ignored unless a policy fills them."""
-        return ~np.isnan(self.labels)
-
     def indices(self, split: str) -> np.ndarray:
         """Row indices (int64) of one split, in row order."""
         if split not in SPLITS:
@@ -85,20 +80,6 @@ class XrayDataset:
             if f.name in per_row and getattr(self, f.name) is not None
         }
         return replace(self, **changes)
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per image: ids, path, view, split and the raw labels (one column per class)."""
-        frame = pd.DataFrame(
-            {
-                "image_id": self.image_ids,
-                "path": self.paths,
-                "patient_id": self.patient_ids,
-                "study_id": self.study_ids,
-                "view": self.views,
-                "split": self.split,
-            }
-        )
-        return pd.concat([frame, pd.DataFrame(self.labels, columns=list(self.classes))], axis=1)
 
 
 # --- splits ------------------------------------------------------------------------------------------
