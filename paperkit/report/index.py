@@ -83,33 +83,10 @@ def write_report_index(
     notes
         Extra lines for the header.
     """
-    from paperkit.config import PROFILES
-    from paperkit.deviations import deviations, markdown_table
-    from paperkit.plan import plan_vs_measured
-
     name = profile if isinstance(profile, str) else profile.name
     profile_notes = "" if isinstance(profile, str) else profile.notes
-    resolved = PROFILES.get(name) if isinstance(profile, str) else profile
-    root = paths.root
-    lines = [f"# Results: profile `{name}`", ""]
     verdict = paths.tables / "verdict.md"
-    if verdict.is_file():
-        body = verdict.read_text(encoding="utf-8").strip().splitlines()
-        if body and body[0].startswith("#"):  # its own heading would repeat "## Verdict"
-            body = body[1:]
-        links = [f"[{ext}]({verdict.with_suffix('.' + ext).relative_to(root).as_posix()})"
-                 for ext in ("csv", "tex") if verdict.with_suffix("." + ext).is_file()]
-        lines += ["## Verdict", "", "\n".join(body).strip(), ""] + ([f"({', '.join(links)})", ""] if links else [])
-    lines += ["## Deviations from the paper", ""]
-    if resolved is None:
-        lines += [f"(profile `{name}` is not a named profile: pass the Profile to list its departures)", ""]
-    else:
-        if isinstance(profile, str):
-            lines += ["The named profile's values; overrides of this run are not known here.", ""]
-        lines += [markdown_table(deviations(resolved)), ""]
-    lines += [
-        "## Run",
-        "",
+    run_facts = [
         f"- profile: `{name}`" + (f" ({profile_notes})" if profile_notes else ""),
         f"- dataset: {dataset}",
         f"- training seeds: {', '.join(map(str, seeds))}",
@@ -118,28 +95,90 @@ def write_report_index(
         f"- hardware: {hardware or describe_hardware()}",
         f"- written: {_dt.datetime.now().isoformat(timespec='seconds')}",
         *[f"- {n}" for n in notes],
-        *[f"- {line}" for line in [plan_vs_measured(paths)] if line],  # the estimate beside the measured time
-        "",
-        "## Tables",
-        "",
     ]
+    lines = [
+        f"# Results: profile `{name}`",
+        "",
+        *_verdict_section(verdict, paths.root),
+        *_deviations_section(profile),
+        *_run_section(paths, run_facts),
+        *_tables_section(paths, verdict),
+        *_figures_section(paths),
+        *_notebooks_section(paths),
+    ]
+    write_text(paths.report, "\n".join(lines))
+    return paths.report
+
+
+def _links(file: Path, root: Path, extensions: Sequence[str]) -> list[str]:
+    """Markdown links, relative to ``root``, to the siblings of ``file`` with these extensions that exist."""
+    return [f"[{ext}]({file.with_suffix('.' + ext).relative_to(root).as_posix()})"
+            for ext in extensions if file.with_suffix("." + ext).is_file()]
+
+
+def _verdict_section(verdict: Path, root: Path) -> list[str]:
+    """The verdict table inlined under "## Verdict", or nothing when it was not written."""
+    if not verdict.is_file():
+        return []
+    body = verdict.read_text(encoding="utf-8").strip().splitlines()
+    if body and body[0].startswith("#"):  # its own heading would repeat "## Verdict"
+        body = body[1:]
+    links = _links(verdict, root, ("csv", "tex"))
+    return ["## Verdict", "", "\n".join(body).strip(), ""] + ([f"({', '.join(links)})", ""] if links else [])
+
+
+def _deviations_section(profile: "Profile | str") -> list[str]:
+    """The profile's departures from the paper; a name only gives the named profile's values."""
+    from paperkit.config import PROFILES
+    from paperkit.deviations import deviations, markdown_table
+
+    name = profile if isinstance(profile, str) else profile.name
+    resolved = PROFILES.get(name) if isinstance(profile, str) else profile
+    lines = ["## Deviations from the paper", ""]
+    if resolved is None:
+        return lines + [f"(profile `{name}` is not a named profile: pass the Profile to list its departures)", ""]
+    if isinstance(profile, str):
+        lines += ["The named profile's values; overrides of this run are not known here.", ""]
+    return lines + [markdown_table(deviations(resolved)), ""]
+
+
+def _run_section(paths: RunPaths, facts: Sequence[str]) -> list[str]:
+    """The run's facts as a list, with the planned time beside the measured one when a plan exists."""
+    from paperkit.plan import plan_vs_measured
+
+    estimate = plan_vs_measured(paths)
+    return ["## Run", "", *facts, *([f"- {estimate}"] if estimate else []), ""]
+
+
+def _tables_section(paths: RunPaths, verdict: Path) -> list[str]:
+    """Every table but the verdict, the paper's tables first, inlined with links to its CSV/TeX."""
     tables = sorted(paths.tables.glob("*.md"), key=lambda p: (not p.stem.startswith("table"), p.stem)) if paths.tables.is_dir() else []
     tables = [md for md in tables if md != verdict]
+    lines = ["## Tables", ""]
     if not tables:
         lines += ["(none written)", ""]
     for md in tables:
-        links = [f"[{ext}]({md.with_suffix('.' + ext).relative_to(root).as_posix()})" for ext in ("md", "csv", "tex") if md.with_suffix("." + ext).is_file()]
+        links = _links(md, paths.root, ("md", "csv", "tex"))
         lines += [f"### {md.stem} ({', '.join(links)})", "", md.read_text(encoding="utf-8").rstrip(), ""]
-    lines += ["## Figures", ""]
+    return lines
+
+
+def _figures_section(paths: RunPaths) -> list[str]:
+    """Every PNG figure embedded, with a link to its PDF when there is one."""
     figures = sorted(paths.figures.glob("*.png")) if paths.figures.is_dir() else []
+    lines = ["## Figures", ""]
     if not figures:
         lines += ["(none written)", ""]
     for png in figures:
         pdf = png.with_suffix(".pdf")
-        pdf_link = f" ([pdf]({pdf.relative_to(root).as_posix()}))" if pdf.is_file() else ""
-        lines += [f"### {png.stem}{pdf_link}", "", f"![{png.stem}]({png.relative_to(root).as_posix()})", ""]
+        pdf_link = f" ([pdf]({pdf.relative_to(paths.root).as_posix()}))" if pdf.is_file() else ""
+        lines += [f"### {png.stem}{pdf_link}", "", f"![{png.stem}]({png.relative_to(paths.root).as_posix()})", ""]
+    return lines
+
+
+def _notebooks_section(paths: RunPaths) -> list[str]:
+    """Links to the executed notebooks, or nothing when none was run."""
     notebooks = sorted(paths.executed.glob("*.ipynb")) if paths.executed.is_dir() else []
-    if notebooks:
-        lines += ["## Executed notebooks", "", *[f"- [{nb.name}]({nb.relative_to(root).as_posix()})" for nb in notebooks], ""]
-    write_text(paths.report, "\n".join(lines))
-    return paths.report
+    if not notebooks:
+        return []
+    return ["## Executed notebooks", "", *[f"- [{nb.name}]({nb.relative_to(paths.root).as_posix()})" for nb in notebooks], ""]
