@@ -94,6 +94,14 @@ def _auc_table(
 
     display = pd.DataFrame.from_dict(display_rows, orient="index", columns=[*column_names, MEAN])
     display.index = pd.MultiIndex.from_tuples(display.index, names=["method", "value"])
+    notes = _auc_notes(result, classes, tidy_rows, with_seeds=seeds is not None)
+    return ReportTable(stem, caption, pd.DataFrame(tidy_rows), display, notes)
+
+
+def _auc_notes(
+    result: ComparisonResult, classes: Sequence[str], tidy_rows: list[dict], *, with_seeds: bool
+) -> tuple[str, ...]:
+    """How the AUCs were computed, which classes are n/a, and which paper row each renamed model meets."""
     notes = [
         f"AUC in %; 95% CIs from {result.n_boot} patient-level paired bootstrap resamples "
         f"(seed {result.seed}; {result.n_images} images, {result.n_patients} patients).",
@@ -104,9 +112,9 @@ def _auc_table(
     named = {r["model"]: r["paper_row"] for r in tidy_rows if r["paper_row"] not in (None, r["model"])}
     if named:
         notes.append("Compared with paper rows: " + "; ".join(f"{m} vs {p}" for m, p in named.items()) + ".")
-    if seeds is not None:
+    if with_seeds:
         notes.append("CIs are those of the first seed's evaluation; 'mean ± sd' is across training seeds.")
-    return ReportTable(stem, caption, pd.DataFrame(tidy_rows), display, tuple(notes))
+    return tuple(notes)
 
 
 def table1_nih(
