@@ -7,12 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class AvgHead(nn.Module):
-    """Global average pooling, dropout, then a linear layer written as a 1x1 convolution.
-
-    Averaging is linear, so ``forward(x)`` equals the spatial mean of ``logit_maps(x)`` (without
-    dropout): the logit map is the classic CAM (Zhou et al. 2016).
-    """
+class _ConvHead(nn.Module):
+    """What both heads share: dropout and a 1x1 convolution ``fc`` from features to one logit per class."""
 
     def __init__(self, num_features: int, num_classes: int, drop_rate: float = 0.0) -> None:
         super().__init__()
@@ -20,8 +16,16 @@ class AvgHead(nn.Module):
         self.fc = nn.Conv2d(num_features, num_classes, kernel_size=1)
 
     def logit_maps(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-position logits ``[B, C, h, w]``."""
+        """Per-position logits ``s`` ``[B, C, h, w]`` (a class activation map; ``σ(s)`` is the heatmap)."""
         return self.fc(features)
+
+
+class AvgHead(_ConvHead):
+    """Global average pooling, dropout, then a linear layer written as a 1x1 convolution.
+
+    Averaging is linear, so ``forward(x)`` equals the spatial mean of ``logit_maps(x)`` (without
+    dropout): the logit map is the classic CAM (Zhou et al. 2016).
+    """
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, C]`` from features ``[B, F, h, w]``."""
@@ -29,7 +33,7 @@ class AvgHead(nn.Module):
         return self.fc(pooled).flatten(1)
 
 
-class PcamHead(nn.Module):
+class PcamHead(_ConvHead):
     """Probabilistic-CAM pooling (Ye et al. 2020; jfhealthcare/Chexpert), one pooling per class.
 
     For class c a 1x1 convolution gives the logit map ``s_c = w_c·x + b_c``; the attention over
@@ -38,15 +42,6 @@ class PcamHead(nn.Module):
     the logit equals ``Σ α_c·s_c``: an attention-weighted mean of the logit map, where ``σ(s_c)``
     (the heatmap) decides which positions count.
     """
-
-    def __init__(self, num_features: int, num_classes: int, drop_rate: float = 0.0) -> None:
-        super().__init__()
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Conv2d(num_features, num_classes, kernel_size=1)
-
-    def logit_maps(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-position logits ``s`` ``[B, C, h, w]``; ``σ(s)`` is the PCAM heatmap."""
-        return self.fc(features)
 
     def attention(self, features: torch.Tensor) -> torch.Tensor:
         """``α = σ(s)/Σσ(s)`` over positions, ``[B, C, h, w]``.
