@@ -39,12 +39,11 @@ import numpy as np
 from paperkit.artifacts import Step, atomic_path, read_manifest
 from paperkit.data import noise as noise_model
 from paperkit.data import phantom
-from paperkit.data.benchmark.cases import TEST_FRACTION, sample_cases, split_patients
+from paperkit.data.benchmark.cases import TEST_FRACTION, Draw, draw_benchmark, sample_cases
 from paperkit.data.benchmark.images import png_bytes
 from paperkit.data.benchmark.layouts import (BBOX_HEADER, BBOX_NAMES, CHEXPERT_MAP, NIH_HEADER, mask_file,
                                              write_chexpert_layout, write_nih_layout)
 from paperkit.data.labels import NIH_CLASSES
-from paperkit.data.noise import NoisyLabels
 
 __all__ = ["BBOX_HEADER", "BBOX_NAMES", "CHEXPERT_MAP", "LAYOUTS", "NIH_HEADER", "TEST_FRACTION", "add_arguments",
            "generate_benchmark", "main", "mask_file", "png_bytes", "sample_cases"]
@@ -112,16 +111,16 @@ def generate_benchmark(
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite (overwrite=True) to replace it")
     t0 = time.perf_counter()
-    cases, test, noisy, blank = _draw(n_images, seed, noise)
+    draw = draw_benchmark(n_images, seed, noise)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         if layout == "nih":
-            extra = write_nih_layout(tmp, cases, test, noisy, size, seed, workers, progress)
+            extra = write_nih_layout(tmp, draw, size, seed, workers, progress)
         else:
             (tmp / "CheXpert-v1.0-small").mkdir()
-            extra = write_chexpert_layout(tmp, cases, test, noisy, size, seed, workers, progress, blank)
+            extra = write_chexpert_layout(tmp, draw, size, seed, workers, progress)
     seconds = round(time.perf_counter() - t0, 2)
-    summary = {**config, **extra, **_label_summary(cases, test, noisy), "seconds": seconds}
+    summary = {**config, **extra, **_label_summary(draw), "seconds": seconds}
     step.finish(summary)
     return summary
 
@@ -137,21 +136,9 @@ def _check_arguments(layout: str, n_images: int, size: int, noise: float) -> Non
         raise ValueError(f"noise must be a number >= 0, got {noise!r}")
 
 
-def _draw(n_images: int, seed: int, noise: float) -> tuple[dict[str, Any], np.ndarray, NoisyLabels, np.ndarray]:
-    """Everything random, from one generator in a fixed order: cases (with their phantom ``params``),
-    the test mask, the noisy labels, and which special CheXpert columns are left blank."""
-    rng = np.random.default_rng([seed, 0])
-    cases = sample_cases(n_images, rng)
-    test = split_patients(cases["patient"], rng)
-    noisy = noise_model.apply_noise(cases["labels"], cases["severity"], rng, noise,
-                                     cases["view_ap"] | (cases["devices"] > 0))
-    blank = rng.random((n_images, 3)) < min(1.0, noise * noise_model.NoiseConfig().p_blank)
-    cases["params"] = phantom.sample_params(rng, cases["labels"], cases["severity"], cases["view_ap"], cases["devices"])
-    return cases, test, noisy, blank
-
-
-def _label_summary(cases: dict[str, Any], test: np.ndarray, noisy: NoisyLabels) -> dict[str, Any]:
+def _label_summary(draw: Draw) -> dict[str, Any]:
     """Patients, split sizes, clean and noisy prevalence, and the noisy labels' PPV and sensitivity."""
+    cases, test, noisy = draw.cases, draw.test, draw.noisy
     rates = noise_model.label_rates(cases["labels"], noisy.reported)
     return {
         "n_patients": int(cases["patient"].max()),

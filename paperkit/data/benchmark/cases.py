@@ -1,17 +1,54 @@
-"""The benchmark's cases: patients, follow-ups, clean labels, severities, demographics, views and
-devices drawn to NIH's statistics, and the patient-disjoint test split."""
+"""Everything random about a benchmark: cases (patients, follow-ups, clean labels, severities,
+demographics, views and devices) drawn to NIH's statistics, the patient-disjoint test split, the
+report-mined noisy labels and the phantom parameters of every image."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from paperkit.data import noise as noise_model
 from paperkit.data import phantom
 from paperkit.data.labels import NIH_CLASSES
 from paperkit.data.nih_stats import load_stats
 
 TEST_FRACTION = 0.2
 SEVERITY_BETA = (1.4, 1.6)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One benchmark's random choices.
+
+    Attributes
+    ----------
+    cases
+        :func:`sample_cases`'s arrays plus ``params``, the phantom parameters of every image.
+    test
+        bool ``[N]``: test images (whole patients, :func:`split_patients`).
+    noisy
+        Report-mined labels (:func:`paperkit.data.noise.apply_noise`).
+    blank
+        bool ``[N, 3]``: where a report leaves No Finding, Fracture and Support Devices blank (CheXpert).
+    """
+
+    cases: dict[str, Any]
+    test: np.ndarray
+    noisy: noise_model.NoisyLabels
+    blank: np.ndarray
+
+
+def draw_benchmark(n_images: int, seed: int, noise: float) -> Draw:
+    """Draw everything from one generator seeded by ``seed``, always in the same order."""
+    rng = np.random.default_rng([seed, 0])
+    cases = sample_cases(n_images, rng)
+    test = split_patients(cases["patient"], rng)
+    noisy = noise_model.apply_noise(cases["labels"], cases["severity"], rng, noise,
+                                     cases["view_ap"] | (cases["devices"] > 0))
+    blank = rng.random((n_images, 3)) < min(1.0, noise * noise_model.NoiseConfig().p_blank)
+    cases["params"] = phantom.sample_params(rng, cases["labels"], cases["severity"], cases["view_ap"], cases["devices"])
+    return Draw(cases, test, noisy, blank)
 
 
 def sample_cases(n_images: int, rng: np.random.Generator, stats: dict[str, Any] | None = None) -> dict[str, np.ndarray]:

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from paperkit.data.benchmark.cases import Draw
 from paperkit.data.benchmark.images import render_all
 from paperkit.data.labels import CHEXPERT_CLASSES, NIH_CLASSES
-from paperkit.data.noise import NoisyLabels
 
 NIH_HEADER = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
               "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]")
@@ -70,17 +70,9 @@ def _fmt(values: np.ndarray) -> list[str]:
     return ["" if np.isnan(v) else f"{v:.1f}" for v in values]
 
 
-def write_nih_layout(
-    root: Path,
-    cases: dict[str, Any],
-    test: np.ndarray,
-    noisy: NoisyLabels,
-    size: int,
-    seed: int,
-    workers: int,
-    progress: bool,
-) -> dict[str, Any]:
+def write_nih_layout(root: Path, draw: Draw, size: int, seed: int, workers: int, progress: bool) -> dict[str, Any]:
     """Render the images into ``root/images`` and write NIH's files; returns the number of boxes written."""
+    cases, test, noisy = draw.cases, draw.test, draw.noisy
     ids = [f"{p:08d}_{f:03d}.png" for p, f in zip(cases["patient"], cases["follow_up"])]
     params = cases["params"]
     boxes = render_all(params, size, seed, [str(root / "images" / i) for i in ids],
@@ -121,20 +113,10 @@ def mask_file(image: Path) -> Path | None:
     return None
 
 
-def write_chexpert_layout(
-    root: Path,
-    cases: dict[str, Any],
-    test: np.ndarray,
-    noisy: NoisyLabels,
-    size: int,
-    seed: int,
-    workers: int,
-    progress: bool,
-    blank: np.ndarray,
-) -> dict[str, Any]:
-    """Render the images under ``root/CheXpert-v1.0-small`` and write its CSVs (test images form ``valid.csv``);
-    ``blank`` ``[N, 3]`` marks which of No Finding, Fracture and Support Devices a report leaves blank.
-    Returns the uncertain and blank fractions of the training labels."""
+def write_chexpert_layout(root: Path, draw: Draw, size: int, seed: int, workers: int, progress: bool) -> dict[str, Any]:
+    """Render the images under ``root/CheXpert-v1.0-small`` and write its CSVs (test images form
+    ``valid.csv``); returns the uncertain and blank fractions of the training labels."""
+    cases, test, noisy, blank = draw.cases, draw.test, draw.noisy, draw.blank
     top = "CheXpert-v1.0-small"
     rel = [f"{top}/{'valid' if t else 'train'}/patient{p:05d}/study{f + 1}/view1_frontal.jpg"
            for p, f, t in zip(cases["patient"], cases["follow_up"], test)]
