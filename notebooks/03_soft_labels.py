@@ -53,8 +53,9 @@ soft = {}
 for layout in ex.layouts(cfg):
     prep = ex.prepare(cfg, paths, layout)
     refs = ex.train_references(cfg, paths, prep, seed=0)
-    soft[layout] = (prep, ex.soft_labels(cfg, paths, prep, refs))
-    print(f"{layout}: soft labels {soft[layout][1].shape} from {len(refs)} references")
+    labels = ex.soft_labels(cfg, paths, prep, refs)  # values, and the folder named by the references' runs
+    soft[layout] = (prep, labels.values)
+    print(f"{layout}: soft labels {labels.values.shape} from {len(refs)} references -> soft_labels/{labels.folder}")
 
 # %% [markdown]
 # ## Fig. 1 analogue: binary labels, LSR labels and the soft label distribution of one image

@@ -51,7 +51,7 @@ pools = {}
 for layout in ex.layouts(cfg):
     prep = ex.prepare(cfg, paths, layout)
     soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
-    pools[layout] = (prep, ex.pools(cfg, paths, prep, soft, cfg.k))
+    pools[layout] = (prep, ex.pools(cfg, paths, prep, soft, cfg.k).arrays)
     print(f"{layout}: pool {pools[layout][1][0].shape}, K={cfg.k}, sigma={cfg.sigma}")
 
 # %% [markdown]

@@ -59,11 +59,9 @@ print(f"λ={cfg.lambda_modl} γ={cfg.gamma_knns} K={cfg.k} ({cfg.knns_k_reductio
 # %%
 targets = {}
 for layout in ex.layouts(cfg):
-    prep = ex.prepare(cfg, paths, layout)
-    soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
-    pool = ex.pools(cfg, paths, prep, soft, cfg.k)
+    prep, soft, pool = ex.method_inputs(cfg, paths, layout)  # notebooks 01-04's outputs, loaded
     keys = [(layout, variant, seed) for seed in cfg.seeds for variant in ("B", "B+MODL+KNNS")]
-    requests = [ex.RunRequest(prep, ex.target_name(v, s), cfg.target_arch, s, v, soft, pool) for _, v, s in keys]
+    requests = [ex.RunRequest(prep, cfg.target_arch, s, v, soft, pool) for _, v, s in keys]
     targets.update(zip(keys, ex.train_runs(cfg, paths, requests)))  # `workers` runs at once
 
 # %% [markdown]

@@ -39,26 +39,14 @@ from IPython.display import Markdown, display
 from paperkit import ablations, figures, report, verdict
 from paperkit import experiment as ex
 from paperkit.evaluate import seed_summary
-from paperkit.notebook import setup, show_figure
+from paperkit.notebook import setup, show_figure, show_table
 from paperkit.relabel import relabel_evaluation
+from paperkit.train import VARIANTS
 
 cfg, paths = setup(profile, data_root, overrides, notebook="06")
-VARIANTS = ("B", "B+MODL", "B+KNNS", "B+MODL+KNNS")
 seed = cfg.seeds[0]  # the seed of every single-seed section below
-
-
-def show(table: report.ReportTable) -> None:
-    """Write a report table as CSV/Markdown/LaTeX and show it."""
-    report.write_table(table, paths.tables)
-    display(Markdown(f"**{table.caption}**"), table.display, Markdown("\n".join(f"- {n}" for n in table.notes)))
-
-
-@functools.cache  # each section asks again; load the stored data, soft labels and pools once per layout
-def dataset(layout: str):
-    """The layout's prepared data, soft labels and pools (stored by notebooks 01-04: loaded, not recomputed)."""
-    prep = ex.prepare(cfg, paths, layout)
-    soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
-    return prep, soft, ex.pools(cfg, paths, prep, soft, cfg.k)
+# each section asks again for a layout's data, soft labels and pools: load them once
+dataset = functools.cache(functools.partial(ex.method_inputs, cfg, paths))
 
 
 # %% [markdown]
@@ -71,8 +59,7 @@ probs = {}
 for layout in ex.layouts(cfg):
     prep, soft, pool = dataset(layout)
     keys = [(s, v) for i, s in enumerate(cfg.seeds) for v in (VARIANTS if i < n_single else ("B", "B+MODL+KNNS"))]
-    runs = ex.train_runs(cfg, paths, [ex.RunRequest(prep, ex.target_name(v, s), cfg.target_arch, s, v, soft, pool)
-                                      for s, v in keys])
+    runs = ex.train_runs(cfg, paths, [ex.RunRequest(prep, cfg.target_arch, s, v, soft, pool) for s, v in keys])
     probs[layout] = {s: {} for s in cfg.seeds}
     for (s, v), run in zip(keys, runs):
         probs[layout][s][v] = ex.probabilities(cfg, run, prep, prep.rows("test"))
@@ -85,7 +72,7 @@ for layout in ex.layouts(cfg):
 # %%
 gains = {layout: verdict.headline_gain(dataset(layout)[0], by_seed, cfg.bootstrap) for layout, by_seed in probs.items()}
 verdict_table = verdict.verdict_table(gains, labels=dataset(next(iter(probs)))[0].label_source("test"))
-show(verdict_table)
+show_table(verdict_table)
 for layout, text in verdict_table.tidy[["layout", "verdict"]].to_numpy():
     print(f"{layout}: {text}")
 
@@ -99,10 +86,10 @@ results = {layout: {s: ex.evaluate(cfg, dataset(layout)[0], p) for s, p in by_se
            for layout, by_seed in probs.items()}
 for layout, per_seed in results.items():
     stats = seed_summary(list(per_seed.values())) if len(per_seed) > 1 else None
-    show((report.table1_nih if layout == "nih" else report.table2_chexpert)(per_seed[seed], seed_stats=stats))
-    show(report.gain_table(per_seed, "B+MODL+KNNS", f"headline_gain_{layout}",
-                           f"B+MODL+KNNS vs B on the {layout} layout per training seed (λ = {cfg.lambda_modl:g}, "
-                           f"γ = {cfg.gamma_knns:g}, K = {cfg.k}).", summary_row=True))
+    show_table((report.table1_nih if layout == "nih" else report.table2_chexpert)(per_seed[seed], seed_stats=stats))
+    show_table(report.gain_table(per_seed, "B+MODL+KNNS", f"headline_gain_{layout}",
+                                 f"B+MODL+KNNS vs B on the {layout} layout per training seed (λ = {cfg.lambda_modl:g}, "
+                                 f"γ = {cfg.gamma_knns:g}, K = {cfg.k}).", summary_row=True))
 
 # %% [markdown]
 # ## Google's radiologist relabels (real NIH only; not in the paper)
@@ -115,7 +102,7 @@ for layout, per_seed in results.items():
 # %%
 relabel = relabel_evaluation(cfg, dataset("nih")[0], probs["nih"][seed]) if "nih" in probs else None
 if relabel is not None:
-    show(report.table_google_relabel(relabel))
+    show_table(report.table_google_relabel(relabel))
 else:
     print("no Google relabels for this data (the benchmark, or no google2019_nih-chest-xray-labels.csv): skipped")
 
@@ -144,14 +131,13 @@ show_figure(figures.fig3_roc_curves(prep.labels("test"), curves, prep.eval_class
 # With eq. 1's sum over $k$, a larger K also weighs KNNS more, as in the paper's figure.
 
 # %%
-requests = [ex.RunRequest(prep, ex.target_name("B+KNNS", seed, **({} if k == cfg.k else {"k": k})), cfg.target_arch,
-                          seed, "B+KNNS", soft, ex.pools(cfg, paths, prep, soft, k), changes={} if k == cfg.k else {"k": k})
-            for k in cfg.k_sweep]
+requests = [ex.RunRequest(prep, cfg.target_arch, seed, "B+KNNS", soft, ex.pools(cfg, paths, prep, soft, k),
+                          changes={"k": k}) for k in cfg.k_sweep]
 k_probs = {"B": probs[layout][seed]["B"]}
 for k, run in zip(cfg.k_sweep, ex.train_runs(cfg, paths, requests)):
     k_probs[f"K={k}"] = ex.probabilities(cfg, run, prep, prep.rows("test"))
 k_result, k_models = ex.evaluate(cfg, prep, k_probs), {k: f"K={k}" for k in cfg.k_sweep}
-show(report.k_sweep_table(k_result, k_models))
+show_table(report.k_sweep_table(k_result, k_models))
 show_figure(figures.fig4_k_gain(k_result, k_models, paths.figures))
 
 # %% [markdown]
@@ -166,7 +152,7 @@ show_figure(figures.fig4_k_gain(k_result, k_models, paths.figures))
 layout = "nih" if "nih" in probs else next(iter(probs))
 prep, soft, pool = dataset(layout)
 if "faithful_knns" in cfg.teaching:
-    show(ablations.faithful_vs_efficient(cfg, paths, prep, soft, pool, seed))
+    show_table(ablations.faithful_vs_efficient(cfg, paths, prep, soft, pool, seed))
 
 # %% [markdown]
 # ## Uncertain-label baselines (CheXpert layout): U-Ones (= B), U-Zeros, U-Ignore, LSR
@@ -174,7 +160,7 @@ if "faithful_knns" in cfg.teaching:
 
 # %%
 if "uncertain_policies" in cfg.teaching and "chexpert" in probs:
-    show(ablations.uncertain_policies(cfg, paths, seed))
+    show_table(ablations.uncertain_policies(cfg, paths, seed))
 
 # %% [markdown]
 # ## MODL's loss form and number of teachers (NIH layout, first seed)
@@ -183,7 +169,7 @@ if "uncertain_policies" in cfg.teaching and "chexpert" in probs:
 
 # %%
 if {"as_printed_kl", "single_reference"} & set(cfg.teaching):
-    show(ablations.loss_variants(cfg, paths, prep, soft, seed))
+    show_table(ablations.loss_variants(cfg, paths, prep, soft, seed))
 
 # %% [markdown]
 # ## Out-of-fold vs in-fold teachers, and cleanlab's prune-and-retrain
@@ -195,7 +181,7 @@ if {"as_printed_kl", "single_reference"} & set(cfg.teaching):
 # %%
 if {"out_of_fold", "cleanlab"} & set(cfg.teaching):
     teacher_table, agreement = ablations.teachers(cfg, paths, prep, seed)
-    show(teacher_table)
+    show_table(teacher_table)
     display(agreement.round(2))
 
 # %% [markdown]
@@ -209,5 +195,5 @@ if {"out_of_fold", "cleanlab"} & set(cfg.teaching):
 # %%
 if "noise_lambda_grid" in cfg.teaching and cfg.dataset == "benchmark":
     grid = ablations.noise_lambda_grid(cfg, paths, layout, seed)
-    show(ablations.grid_table(grid, cfg, layout, seed))
+    show_table(ablations.grid_table(grid, cfg, layout, seed))
     show_figure(figures.teach_noise_lambda_grid(grid, paths.figures))

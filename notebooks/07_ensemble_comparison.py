@@ -49,8 +49,7 @@ soft = ex.soft_labels(cfg, paths, prep, refs)
 pool = ex.pools(cfg, paths, prep, soft, cfg.k)
 seed = cfg.seeds[0]
 test = prep.rows("test")
-singles = {v: ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_arch, seed, v, soft=soft, pools=pool)
-           for v in ("B", "B+MODL+KNNS")}
+singles = {v: ex.train_run(cfg, paths, prep, cfg.target_arch, seed, v, soft=soft, pools=pool) for v in ("B", "B+MODL+KNNS")}
 ref_probs = {a: ex.probabilities(cfg, r, prep, test) for a, r in refs.items()}
 densenets = [a for a in cfg.reference_archs if a.startswith("densenet")]
 members = {"Ensemble 1": densenets if len(densenets) >= 2 else list(cfg.reference_archs[:3]),

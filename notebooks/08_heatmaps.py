@@ -38,12 +38,10 @@ from paperkit.notebook import setup, show_figure
 
 cfg, paths = setup(profile, data_root, overrides, notebook="08")
 layout = "nih" if "nih" in ex.layouts(cfg) else ex.layouts(cfg)[0]
-prep = ex.prepare(cfg, paths, layout)
-soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
-pool = ex.pools(cfg, paths, prep, soft, cfg.k)
+prep, soft, pool = ex.method_inputs(cfg, paths, layout)
 seed = cfg.seeds[0]
-models = {v: ex.train_run(cfg, paths, prep, ex.target_name(v, seed), cfg.target_arch, seed, v, soft=soft,
-                          pools=pool).model.eval() for v in ("B", "B+MODL+KNNS")}
+models = {v: ex.train_run(cfg, paths, prep, cfg.target_arch, seed, v, soft=soft, pools=pool).model.eval()
+          for v in ("B", "B+MODL+KNNS")}
 
 # %% [markdown]
 # ## Heatmaps and their scores

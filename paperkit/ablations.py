@@ -18,6 +18,7 @@ from paperkit import report
 from paperkit.config import Profile
 from paperkit.evaluate import MEAN
 from paperkit.paths import RunPaths
+from paperkit.runs import ALL_REFERENCES, Pools, SoftLabels, pruned_labels, teacher_changes
 from paperkit.train import TrainResult
 
 #: Columns of metrics.csv the memory bank writes (see paperkit.bank).
@@ -43,20 +44,18 @@ def memorisation_frame(runs: Mapping[tuple[str, str], TrainResult]) -> pd.DataFr
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
-def faithful_vs_efficient(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft: np.ndarray,
-                          pool: tuple[np.ndarray, np.ndarray], seed: int) -> report.ReportTable:
+def faithful_vs_efficient(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft: SoftLabels, pool: Pools,
+                          seed: int) -> report.ReportTable:
     """B+KNNS with neighbours forwarded (eq. 4, ``faithful``) and read from the memory bank (``efficient``).
 
     Same seed, batch order and anchor crops as B; scored on the clean test labels. The table gives
     each mode's gain over B with its paired CI, the training time relative to B, and the bank's
     read ages; its note gives efficient − faithful with its paired CI.
     """
-    requests = {"B": ex.RunRequest(prep, ex.target_name("B", seed), cfg.target_arch, seed)}
+    requests = {"B": ex.RunRequest(prep, cfg.target_arch, seed)}
     for mode in ("faithful", "efficient"):
-        ours = mode == cfg.knns_mode
-        requests[f"B+KNNS ({mode})"] = ex.RunRequest(
-            prep, ex.target_name("B+KNNS", seed, **({} if ours else {"knns": mode})), cfg.target_arch, seed, "B+KNNS",
-            soft, pool, changes={} if ours else {"knns_mode": mode})
+        requests[f"B+KNNS ({mode})"] = ex.RunRequest(prep, cfg.target_arch, seed, "B+KNNS", soft, pool,
+                                                     changes={"knns_mode": mode})
     runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
     test = prep.rows("test")
     probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
@@ -82,24 +81,15 @@ def faithful_vs_efficient(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft
 def grid_references(cfg: Profile) -> tuple[list[str], str]:
     """The references of the grid and out-of-fold ablations and the soft labels' name (``"all"`` or ``"small"``)."""
     archs = list(cfg.ablation_reference_archs or cfg.reference_archs)
-    return archs, "all" if archs == list(cfg.reference_archs) else "small"
+    return archs, ALL_REFERENCES if archs == list(cfg.reference_archs) else "small"
 
 
-def teacher_run_name(cfg: Profile, seed: int, teacher: str, weight: float | None = None) -> tuple[str, dict[str, float]]:
-    """The run name of :func:`teacher_request` and its training changes (λ = γ = ``weight`` where it differs)."""
-    tags: dict[str, object] = {} if teacher == "all" else {"teacher": teacher}
-    changes: dict[str, float] = {}
-    if weight is not None and (weight, weight) != (cfg.lambda_modl, cfg.gamma_knns):
-        tags["lambda"], changes = weight, {"lambda_modl": weight, "gamma_knns": weight}
-    return ex.target_name("B+MODL+KNNS", seed, **tags), changes
-
-
-def teacher_request(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int, teacher: str, soft: np.ndarray,
+def teacher_request(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int, soft: SoftLabels,
                     weight: float | None = None) -> ex.RunRequest:
-    """B+MODL+KNNS taught by the soft labels named ``teacher``, with λ = γ = ``weight`` (default: the profile's)."""
-    name, changes = teacher_run_name(cfg, seed, teacher, weight)
-    pool = ex.pools(cfg, paths, prep, soft, cfg.k, name=teacher)
-    return ex.RunRequest(prep, name, cfg.target_arch, seed, "B+MODL+KNNS", soft, pool, changes=changes)
+    """B+MODL+KNNS taught by ``soft`` (and its pools), with λ = γ = ``weight`` (default: the profile's)."""
+    changes = {} if weight is None else teacher_changes(weight)
+    return ex.RunRequest(prep, cfg.target_arch, seed, "B+MODL+KNNS", soft, ex.pools(cfg, paths, prep, soft, cfg.k),
+                         changes=changes)
 
 
 def noise_lambda_grid(cfg: Profile, paths: RunPaths, layout: str, seed: int) -> pd.DataFrame:
@@ -121,9 +111,9 @@ def noise_lambda_grid(cfg: Profile, paths: RunPaths, layout: str, seed: int) -> 
     for level in sorted({cfg.noise, *cfg.noise_sweep}):
         prep = ex.prepare(cfg, paths, layout, noise=None if level == cfg.noise else level)
         soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=archs), name=teacher)
-        requests = {"B": ex.RunRequest(prep, ex.target_name("B", seed), cfg.target_arch, seed)}
+        requests = {"B": ex.RunRequest(prep, cfg.target_arch, seed)}
         for w in sorted({cfg.lambda_modl, *cfg.lambda_sweep}):
-            requests[w] = teacher_request(cfg, paths, prep, seed, teacher, soft, w)
+            requests[w] = teacher_request(cfg, paths, prep, seed, soft, w)
         runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
         result = ex.evaluate(cfg, prep, {str(m): ex.probabilities(cfg, r, prep, prep.rows("test"))
                                          for m, r in runs.items()})
@@ -192,31 +182,28 @@ def label_quality(prep: ex.Prepared, sources: Mapping[str, np.ndarray], rows: np
 def uncertain_policies(cfg: Profile, paths: RunPaths, seed: int) -> report.ReportTable:
     """B under U-Ones (the paper's), U-Zeros, U-Ignore and U-Ones+LSR on the CheXpert layout (Table 2's baselines)."""
     base = ex.prepare(cfg, paths, "chexpert")
-    probs = {"B": ex.probabilities(cfg, ex.train_run(cfg, paths, base, ex.target_name("B", seed), cfg.target_arch, seed),
-                                   base, base.rows("test"))}
+    probs = {"B": ex.probabilities(cfg, ex.train_run(cfg, paths, base, cfg.target_arch, seed), base, base.rows("test"))}
     policies = {"U-Zeros": "u_zeros", "U-Ignore": "u_ignore", "U-Ones+LSR": "lsr_ones"}
-    requests = [ex.RunRequest(ex.prepare(cfg, paths, "chexpert", policy=policy), ex.target_name("B", seed, policy=policy),
-                              cfg.target_arch, seed) for policy in policies.values()]
+    requests = [ex.RunRequest(ex.prepare(cfg, paths, "chexpert", policy=policy), cfg.target_arch, seed)
+                for policy in policies.values()]
     for name, request, run in zip(policies, requests, ex.train_runs(cfg, paths, requests)):
         probs[name] = ex.probabilities(cfg, run, request.prep, request.prep.rows("test"))
     return report.ablation_table(ex.evaluate(cfg, base, probs), "uncertain_policies",
                                  f"Uncertain-label policies for B on the CheXpert layout (seed {seed}).")
 
 
-def loss_variants(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft: np.ndarray, seed: int) -> report.ReportTable:
+def loss_variants(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft: SoftLabels, seed: int) -> report.ReportTable:
     """B+MODL with eq. 2 as printed (``as_printed_kl``) and with one teacher (``single_reference``, N = 1),
     beside B and B+MODL; whichever of the two the profile's ``teaching`` lists."""
     test = prep.rows("test")
-    requests = {v: ex.RunRequest(prep, ex.target_name(v, seed), cfg.target_arch, seed, v, soft) for v in ("B", "B+MODL")}
+    requests = {v: ex.RunRequest(prep, cfg.target_arch, seed, v, soft) for v in ("B", "B+MODL")}
     if "as_printed_kl" in cfg.teaching:
-        requests["B+MODL (as printed)"] = ex.RunRequest(prep, ex.target_name("B+MODL", seed, kl="as_printed"),
-                                                        cfg.target_arch, seed, "B+MODL", soft,
+        requests["B+MODL (as printed)"] = ex.RunRequest(prep, cfg.target_arch, seed, "B+MODL", soft,
                                                         changes={"kl_form": "as_printed"})
     if "single_reference" in cfg.teaching:
         first = cfg.reference_archs[0]
         one = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=[first]), name="n1")
-        requests[f"B+MODL (N=1, {first})"] = ex.RunRequest(prep, ex.target_name("B+MODL", seed, teacher="n1"),
-                                                           cfg.target_arch, seed, "B+MODL", one)
+        requests[f"B+MODL (N=1, {first})"] = ex.RunRequest(prep, cfg.target_arch, seed, "B+MODL", one)
     runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
     probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
     seconds = {m: float(r.history["train_s"].sum()) for m, r in runs.items()}
@@ -242,25 +229,26 @@ def teachers(cfg: Profile, paths: RunPaths, prep: ex.Prepared, seed: int) -> tup
     archs, name = grid_references(cfg)
     train, test = prep.rows("train"), prep.rows("test")
     soft_in = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=archs), name=name)
-    b = ex.train_run(cfg, paths, prep, ex.target_name("B", seed), cfg.target_arch, seed)
-    probs, sources = {"B": ex.probabilities(cfg, b, prep, test)}, {"mined labels": prep.mined_labels(), "in-fold": soft_in}
+    b = ex.train_run(cfg, paths, prep, cfg.target_arch, seed)
+    probs = {"B": ex.probabilities(cfg, b, prep, test)}
+    sources = {"mined labels": prep.mined_labels(), "in-fold": soft_in.values}
     for_cleanlab, kind = soft_in, "infold"
     if "out_of_fold" in cfg.teaching:
         soft_oof = ex.out_of_fold_soft_labels(cfg, paths, prep, cfg.oof_folds, archs=archs)
-        requests = {label: teacher_request(cfg, paths, prep, seed, teacher, soft) for label, teacher, soft in
-                    (("in-fold", name, soft_in), ("out-of-fold", f"oof{cfg.oof_folds}", soft_oof))}
+        requests = {label: teacher_request(cfg, paths, prep, seed, soft)
+                    for label, soft in (("in-fold", soft_in), ("out-of-fold", soft_oof))}
         for label, run in zip(requests, ex.train_runs(cfg, paths, list(requests.values()))):
             probs[f"B+MODL+KNNS ({label} teachers)"] = ex.probabilities(cfg, run, prep, test)
-        sources["out-of-fold"], for_cleanlab, kind = soft_oof, soft_oof, "oof"
+        sources["out-of-fold"], for_cleanlab, kind = soft_oof.values, soft_oof, "oof"
     if "cleanlab" in cfg.teaching:
         from cleanlab.multilabel_classification.filter import find_label_issues
 
         given = [list(np.flatnonzero(row)) for row in np.nan_to_num(prep.targets[train]) >= 0.5]
-        flagged = find_label_issues(labels=given, pred_probs=for_cleanlab[train])
+        flagged = find_label_issues(labels=given, pred_probs=for_cleanlab.values[train])
         mask = prep.mask.copy()
         mask[train[flagged]] = False
-        run = ex.train_run(cfg, paths, dataclasses.replace(prep, mask=mask), ex.target_name("B", seed, cleanlab=kind),
-                           cfg.target_arch, seed)
+        pruned = dataclasses.replace(prep, mask=mask, training_labels=pruned_labels(prep.training_labels, for_cleanlab))
+        run = ex.train_run(cfg, paths, pruned, cfg.target_arch, seed)
         probs[f"B (cleanlab: {int(flagged.sum())} of {len(train)} pruned, {kind})"] = ex.probabilities(cfg, run, prep, test)
     agreement = pd.DataFrame()
     if prep.clean_coverage("train") == "complete":

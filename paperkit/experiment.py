@@ -11,7 +11,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,10 +32,12 @@ from paperkit.knn import load_pools, neighbour_pools, save_pools
 from paperkit.losses import uncertain_targets
 from paperkit.paths import RunPaths
 from paperkit.runtime import pick_device
-from paperkit.run_state import RunData, run_config
+from paperkit.run_state import RunData
+from paperkit.runs import ALL_REFERENCES, Pools, RunSpec, SoftLabels, dataset_key, oof_subset, run_spec
+from paperkit.runs import layouts  # noqa: F401  (the notebooks call ex.layouts)
 from paperkit.soft_labels import (average_predictions, combine_out_of_fold, load_soft_labels, out_of_fold_folds,
                                   save_soft_labels)
-from paperkit.train import TrainConfig, TrainResult, fit_run
+from paperkit.train import TrainConfig, TrainResult, fit_run, run_step
 from paperkit.workers import run_parallel
 
 #: The benchmark is generated from this seed; training seeds vary, the data does not.
@@ -69,6 +71,7 @@ class Prepared:
     mask: np.ndarray  # [N, C] which targets count (U-Ignore masks -1)
     eval_classes: tuple[str, ...]  # Table 1: the 14 findings; Table 2: the five CheXpert tasks
     eval_columns: np.ndarray  # positions of eval_classes in dataset.classes
+    training_labels: str  # how targets and mask were made: the uncertain-label policy and any edit (run identity)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -127,11 +130,6 @@ class Prepared:
         return self.mined_labels(split)[:, self.eval_columns]
 
 
-def layouts(cfg: Profile) -> list[str]:
-    """The datasets a profile trains on: both benchmark layouts, or the user's dataset."""
-    return list(cfg.layouts) if cfg.dataset == "benchmark" else [cfg.dataset]
-
-
 def prepare(cfg: Profile, paths: RunPaths, layout: str, *, noise: float | None = None,
             policy: str | None = None, progress: bool = False) -> Prepared:
     """Generate (benchmark) or load (user data) one dataset, cache its images, derive its targets.
@@ -147,12 +145,12 @@ def prepare(cfg: Profile, paths: RunPaths, layout: str, *, noise: float | None =
     if cfg.dataset == "benchmark":
         level = cfg.noise if noise is None else noise
         data_seed = cfg.benchmark_seed
-        root = paths.benchmark_layout(layout, None if noise is None else level, data_seed)
+        key = dataset_key(cfg, layout, noise)
+        root = paths.benchmark / key
         from paperkit.data.benchmark import generate_benchmark
 
         generate_benchmark(root, layout, cfg.n_images, cfg.render_size, seed=data_seed, noise=level,
                            workers=data_workers(), progress=progress)
-        key = root.name
     else:
         root, key = Path(cfg.data_root), layout
     # the benchmark writes every image it lists; on real data the profile says what a missing image means
@@ -172,99 +170,87 @@ def prepare(cfg: Profile, paths: RunPaths, layout: str, *, noise: float | None =
         raise ValueError(f"layout must be nih, chexpert or mimic, got {layout!r}")
     images = build_cache(dataset.paths, paths.image_cache(f"{key}-{cfg.resize}px"), size=cfg.resize,
                          workers=data_workers(), progress=progress)
-    targets, mask = uncertain_targets(dataset.labels, policy or cfg.uncertain_policy, seed=data_seed)
+    policy = policy or cfg.uncertain_policy
+    targets, mask = uncertain_targets(dataset.labels, policy, seed=data_seed)
     columns = np.array([dataset.classes.index(c) for c in eval_classes])
-    return Prepared(key, layout, dataset, images, targets, mask, tuple(eval_classes), columns)
+    return Prepared(key, layout, dataset, images, targets, mask, tuple(eval_classes), columns, policy)
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """One training run for :func:`train_runs`: the arguments of :func:`train_run`."""
+    """One training run for :func:`train_runs`; its folder comes from :meth:`spec`.
+
+    ``variant`` switches on MODL/KNNS with the profile's λ, γ (see :meth:`TrainConfig.from_profile`);
+    ``changes`` override single training fields (``k``, ``lambda_modl``, ``knns_mode``, ...);
+    ``rows`` trains on a part of the training split named ``subset`` (the out-of-fold references).
+    """
 
     prep: Prepared
-    name: str
     arch: str
     seed: int
     variant: str = "B"
-    soft: np.ndarray | None = None
-    pools: tuple[np.ndarray, np.ndarray] | None = None
+    soft: SoftLabels | None = None
+    pools: Pools | None = None
+    subset: str = ""
     rows: np.ndarray | None = None
     changes: Mapping[str, Any] = field(default_factory=dict)
 
+    def spec(self, cfg: Profile) -> RunSpec:
+        if (self.rows is None) != (not self.subset):
+            raise ValueError(f"a run on part of the training split needs both rows and a subset name, "
+                             f"got subset={self.subset!r} and rows={'None' if self.rows is None else len(self.rows)}")
+        return run_spec(cfg, self.prep.key, self.prep.training_labels, self.arch, self.seed, self.variant,
+                        soft=self.soft, pools=self.pools, subset=self.subset, changes=self.changes)
+
 
 def train_runs(cfg: Profile, paths: RunPaths, requests: Sequence[RunRequest]) -> list[TrainResult]:
-    """Independent runs, up to ``cfg.workers`` at once (:mod:`paperkit.workers`); results in request order.
+    """Train (or resume, or load) independent runs, up to ``cfg.workers`` at once (:mod:`paperkit.workers`).
 
-    Runs already finished are only loaded. The results do not depend on ``workers``.
+    Results come in request order; runs already finished are only loaded. The results do not depend
+    on ``workers``.
     """
-    pending = [r for r in requests if not _run_step(cfg, paths, r).done]
+    inputs = [run_inputs(cfg, paths, r) for r in requests]
+    pending = [r for r, (config, data, run_dir) in zip(requests, inputs) if not run_step(config, data, run_dir).done]
     if cfg.workers > 1 and len(pending) > 1:
         gpus = torch.cuda.device_count() if pick_device(cfg.device, 0).type == "cuda" else 0
         run_parallel(_train_in_worker, [(cfg, paths, r) for r in pending], cfg.workers, gpus)
-    return [train_run(cfg, paths, r.prep, r.name, r.arch, r.seed, r.variant, soft=r.soft, pools=r.pools, rows=r.rows,
-                      **r.changes) for r in requests]
+    return [fit_run(config, data, run_dir, progress=True) for config, data, run_dir in inputs]
+
+
+def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, arch: str, seed: int, variant: str = "B", *,
+              soft: SoftLabels | None = None, pools: Pools | None = None, **changes: Any) -> TrainResult:
+    """One run of :func:`train_runs` over the whole training split (see :class:`RunRequest`)."""
+    return train_runs(cfg, paths, [RunRequest(prep, arch, seed, variant, soft, pools, changes=changes)])[0]
 
 
 def _train_in_worker(job: tuple[Profile, RunPaths, RunRequest]) -> None:
     """One run in a worker process, with the torch threads the worker was given; the parent loads it."""
-    cfg, paths, r = job
+    cfg, paths, request = job
     cfg = dataclasses.replace(cfg, num_threads=torch.get_num_threads())  # not the profile's: the worker's share
-    train_run(cfg, paths, r.prep, r.name, r.arch, r.seed, r.variant, soft=r.soft, pools=r.pools, rows=r.rows,
-              **r.changes)
+    fit_run(*run_inputs(cfg, paths, request), progress=True)
 
 
-def _run_step(cfg: Profile, paths: RunPaths, r: RunRequest) -> Step:
-    config, data, run_dir = _run_inputs(cfg, paths, r.prep, r.name, r.arch, r.seed, r.variant, r.soft, r.pools,
-                                        r.rows, dict(r.changes))
-    return Step(run_dir, {"train": run_config(config), "data": data.hash})
-
-
-def _run_inputs(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: str, seed: int, variant: str,
-                soft: np.ndarray | None, pools: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray | None,
-                changes: dict[str, Any]) -> tuple[TrainConfig, RunData, Path]:
-    """The config, inputs and folder of one run (what :func:`train_run` trains)."""
-    config = TrainConfig.from_profile(cfg, arch, seed, variant, **changes)
-    # pass only what the run uses, so B is not retrained when the soft labels change
-    soft = soft if config.lambda_modl > 0 else None
-    pools = pools if config.gamma_knns > 0 else None
-    train = prep.rows("train") if rows is None else rows
-    watched = rows is None and not changes and seed == cfg.seeds[0] and variant in MEMORISATION_VARIANTS
-    monitor = memorisation_monitor(cfg, prep) if watched else None
+def run_inputs(cfg: Profile, paths: RunPaths, request: RunRequest) -> tuple[TrainConfig, RunData, Path]:
+    """The config, inputs (as tensors, content-hashed) and folder of one run."""
+    spec = request.spec(cfg)
+    prep = request.prep
+    train = prep.rows("train") if request.rows is None else request.rows
+    monitor = memorisation_monitor(prep) if spec.monitored else None
     # the epoch is chosen on the mined validation labels: a real user has no clean truth to select on
-    data = RunData.build(prep.images, train, prep.rows("val"), prep.targets, prep.mask, soft, pools,
+    data = RunData.build(prep.images, train, prep.rows("val"), prep.targets, prep.mask,
+                         request.soft.values if spec.soft else None, request.pools.arrays if spec.pools else None,
                          prep.mined_labels(), prep.classes, monitor)
-    return config, data, paths.run_dir(f"{prep.key}/{name}")
+    return spec.config, data, paths.run_dir(spec.folder)
 
 
-def train_run(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, arch: str, seed: int,
-              variant: str = "B", *, soft: np.ndarray | None = None,
-              pools: tuple[np.ndarray, np.ndarray] | None = None, rows: np.ndarray | None = None,
-              **changes) -> TrainResult:
-    """Train (or resume, or load) one run named ``name`` under ``checkpoints/<dataset key>/``.
-
-    ``variant`` switches on MODL/KNNS with the profile's λ, γ (see :meth:`TrainConfig.from_profile`);
-    ``changes`` override single training fields (``k``, ``lambda_modl``, ``knns_mode``, ...).
-    ``rows`` trains on a subset of the training split (the out-of-fold references); default: all of it.
-    """
-    config, data, run_dir = _run_inputs(cfg, paths, prep, name, arch, seed, variant, soft, pools, rows, changes)
-    return fit_run(config, data, run_dir, progress=True)
-
-
-#: The runs whose memorisation curves notebook 05 draws (first seed, the profile's own settings).
-MEMORISATION_VARIANTS = ("B", "B+MODL+KNNS")
-
-
-def memorisation_monitor(cfg: Profile, prep: Prepared) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
-    """What the memorisation figure needs each epoch, on the embedded benchmark only (teaching).
+def memorisation_monitor(prep: Prepared) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """What the memorisation figure needs each epoch (benchmark only: complete clean labels).
 
     ``train_mined``: the training images against the mined labels they are trained on (rising far
     above the clean-label curve = memorising the noise); ``test_clean``: the test images against
-    the clean truth. Only the evaluated findings count. ``None`` unless the profile's ``teaching``
-    asks for ``memorisation`` and the data is the benchmark (complete clean labels).
+    the clean truth. Only the evaluated findings count. Which runs record it:
+    :func:`paperkit.runs.run_spec` (``monitored``).
     """
-    own_data = RunPaths(Path()).benchmark_layout(prep.layout, None, cfg.benchmark_seed).name
-    if "memorisation" not in cfg.teaching or cfg.dataset != "benchmark" or prep.key != own_data:
-        return None
     train, test = prep.rows("train"), prep.rows("test")
     keep = np.full(len(prep.classes), np.nan)
     keep[prep.eval_columns] = 1.0  # other findings are NaN: not scored
@@ -272,26 +258,11 @@ def memorisation_monitor(cfg: Profile, prep: Prepared) -> dict[str, tuple[np.nda
             "test_clean": (test, prep.dataset.clean_labels[test] * keep)}
 
 
-def reference_name(arch: str, seed: int = 0) -> str:
-    return f"ref-{arch}-s{seed}"
-
-
-def oof_run_name(arch: str, seed: int, fold: int, n_folds: int) -> str:
-    """The out-of-fold reference of ``arch`` that leaves fold ``fold`` of ``n_folds`` out."""
-    return f"{reference_name(arch, seed)}-oof{fold}of{n_folds}"
-
-
-def target_name(variant: str, seed: int, **tags) -> str:
-    extra = "".join(f"-{k}{v}" for k, v in sorted(tags.items()))
-    return f"{variant}-s{seed}{extra}"
-
-
 def train_references(cfg: Profile, paths: RunPaths, prep: Prepared, seed: int = 0,
                      archs: Sequence[str] | None = None) -> dict[str, TrainResult]:
     """The N reference CNNs of the paper's first step, each trained with BCE only (``cfg.workers`` at once)."""
     archs = list(archs or cfg.reference_archs)
-    runs = train_runs(cfg, paths, [RunRequest(prep, reference_name(arch, seed), arch, seed) for arch in archs])
-    return dict(zip(archs, runs))
+    return dict(zip(archs, train_runs(cfg, paths, [RunRequest(prep, arch, seed) for arch in archs])))
 
 
 def probabilities(cfg: Profile, result: TrainResult | Path, prep: Prepared, rows: np.ndarray) -> np.ndarray:
@@ -304,15 +275,15 @@ def probabilities(cfg: Profile, result: TrainResult | Path, prep: Prepared, rows
 
 
 def soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, refs: Mapping[str, TrainResult],
-                name: str = "all") -> np.ndarray:
+                name: str = ALL_REFERENCES) -> SoftLabels:
     """Eq. 2's l_i for every row: the average of the references' probabilities (cached with a manifest)."""
     every = np.arange(len(prep.dataset))
-    return _cached_soft_labels(cfg, paths, prep, name, {"references": sorted(refs)}, list(refs.values()),
+    return _cached_soft_labels(cfg, paths, prep, name, list(refs.values()),
                                lambda: average_predictions([probabilities(cfg, r, prep, every) for r in refs.values()]))
 
 
 def out_of_fold_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, n_folds: int,
-                            archs: Sequence[str] | None = None, seed: int = 0) -> np.ndarray:
+                            archs: Sequence[str] | None = None, seed: int = 0) -> SoftLabels:
     """Soft labels from references that never saw the image they score (a teaching ablation, not the paper).
 
     The training *patients* are dealt into ``n_folds`` folds; each architecture is trained once per
@@ -323,8 +294,8 @@ def out_of_fold_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, n_fol
     archs = list(archs or cfg.reference_archs)
     train = prep.rows("train")
     fold_of_train = out_of_fold_folds(prep.dataset.patient_ids[train], n_folds, seed=DATA_SEED)
-    requests = [RunRequest(prep, oof_run_name(arch, seed, f, n_folds), arch, seed,
-                           rows=train[fold_of_train != f]) for arch in archs for f in range(n_folds)]
+    requests = [RunRequest(prep, arch, seed, subset=oof_subset(f, n_folds), rows=train[fold_of_train != f])
+                for arch in archs for f in range(n_folds)]
     done = iter(train_runs(cfg, paths, requests))
     runs = {arch: [next(done) for _ in range(n_folds)] for arch in archs}
 
@@ -340,37 +311,49 @@ def out_of_fold_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, n_fol
         return average_predictions(per_arch)
 
     every_run = [r for fold_runs in runs.values() for r in fold_runs]
-    return _cached_soft_labels(cfg, paths, prep, f"oof{n_folds}", {"references": archs, "folds": n_folds},
-                               every_run, compute)
+    return _cached_soft_labels(cfg, paths, prep, f"oof{n_folds}", every_run, compute, folds=n_folds)
 
 
-def _cached_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, config: dict,
-                        runs: Sequence[TrainResult], compute) -> np.ndarray:
-    """Soft labels ``soft_labels/<key>/<name>``, computed once per set of reference runs (Step manifest)."""
-    out = paths.soft_labels / prep.key / name
-    step = Step(out, {**config, "crop": cfg.crop}, [r.run_dir for r in runs])
+def run_folder(run: TrainResult) -> str:
+    """``<dataset key>/<run name>``: a trained run's folder relative to ``checkpoints/`` (its :attr:`RunSpec.folder`)."""
+    return f"{run.run_dir.parent.name}/{run.run_dir.name}"
+
+
+def _cached_soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, name: str, runs: Sequence[TrainResult],
+                        compute: Callable[[], np.ndarray], **settings: Any) -> SoftLabels:
+    """Soft labels ``soft_labels/<key>/<name>-<identity>``, computed once per set of reference runs (Step manifest)."""
+    soft = SoftLabels.of(cfg, prep.key, name, [run_folder(r) for r in runs], **settings)
+    out = paths.soft_labels / soft.folder
+    step = Step(out, {"crop": cfg.crop, **settings}, [r.run_dir for r in runs])
     if not step.done:
         step.start()
-        soft = compute()
-        save_soft_labels(out, soft, prep.dataset.image_ids, [r.run_dir.name for r in runs])
-        step.finish({"n": len(soft)})
-    return load_soft_labels(out)[0]
+        values = compute()
+        save_soft_labels(out, values, prep.dataset.image_ids, [run_folder(r) for r in runs])
+        step.finish({"n": len(values)})
+    return dataclasses.replace(soft, values=load_soft_labels(out)[0])
 
 
-def pools(cfg: Profile, paths: RunPaths, prep: Prepared, soft: np.ndarray, k: int,
-          name: str = "all") -> tuple[np.ndarray, np.ndarray]:
+def pools(cfg: Profile, paths: RunPaths, prep: Prepared, soft: SoftLabels, k: int) -> Pools:
     """K nearest training neighbours of every training image in soft-label space (eq. 3), cached."""
-    out = paths.pools / prep.key / f"{name}-k{k}"
-    soft_dir = paths.soft_labels / prep.key / name
-    step = Step(out, {"k": k, "sigma": cfg.sigma}, [soft_dir])
+    pool = Pools.of(cfg, soft, k)
+    out = paths.pools / pool.folder
+    step = Step(out, {"k": k, "sigma": cfg.sigma}, [paths.soft_labels / soft.folder])
     if not step.done:
         step.start()
         train = prep.rows("train")
-        index, similarity = neighbour_pools(soft[train], k, cfg.sigma)
+        index, similarity = neighbour_pools(soft.values[train], k, cfg.sigma)
         save_pools(out, index, similarity, prep.dataset.image_ids[train])
         step.finish({"n": len(index)})
     index, similarity, _ = load_pools(out)
-    return index, similarity
+    return dataclasses.replace(pool, index=index, similarity=similarity)
+
+
+def method_inputs(cfg: Profile, paths: RunPaths, layout: str) -> tuple[Prepared, SoftLabels, Pools]:
+    """The method's inputs on one layout: the prepared data, the soft labels of every reference and
+    their pools of ``cfg.k`` neighbours (notebooks 01-04 make them; afterwards each is only loaded)."""
+    prep = prepare(cfg, paths, layout)
+    soft = soft_labels(cfg, paths, prep, train_references(cfg, paths, prep))
+    return prep, soft, pools(cfg, paths, prep, soft, cfg.k)
 
 
 def evaluate(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray], reference: str = "B",

@@ -1,4 +1,4 @@
-"""What the notebooks call: :func:`setup` (first code cell) and :func:`show_figure` (every figure).
+"""What the notebooks call: :func:`setup` (first code cell), :func:`show_figure` and :func:`show_table`.
 
 ``setup`` resolves and validates the parameters, seeds, and, inside a kernel, makes warnings
 readable: each distinct warning is shown once as ``Category: message``, without the source line
@@ -24,6 +24,8 @@ from paperkit.progress import in_kernel
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from paperkit.report import ReportTable
 
 #: The run paths of the last :func:`setup`, where :func:`show_figure` saves figures.
 _current: RunPaths | None = None
@@ -116,6 +118,21 @@ def show_figure(figure: "Figure | str | os.PathLike | Sequence[str | os.PathLike
 
         display(Image(data=pngs[0].read_bytes(), format="png"))
     print(caption)
+
+
+def show_table(table: "ReportTable") -> None:
+    """Save a report table under the run's ``tables/`` (CSV, Markdown, LaTeX) and show it with its caption and notes."""
+    if _current is None:
+        raise RuntimeError("show_table: call paperkit.notebook.setup(...) first; it sets the tables folder")
+    from paperkit.report import write_table
+
+    write_table(table, _current.tables)
+    if in_kernel():
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"**{table.caption}**"), table.display, Markdown("\n".join(f"- {n}" for n in table.notes)))
+    else:
+        print(table.caption, table.display, *table.notes, sep="\n")
 
 
 def show_deviations(cfg: Profile, notebook: str = "") -> None:

@@ -38,13 +38,8 @@ class RunPaths:
     # --- data ---------------------------------------------------------------------------------
     @property
     def benchmark(self) -> Path:
-        """Embedded benchmark, one sub-folder per layout (``nih``, ``chexpert``)."""
+        """Embedded benchmark, one sub-folder per draw, named by :func:`paperkit.runs.dataset_key`."""
         return self.root / "benchmark"
-
-    def benchmark_layout(self, layout: str, noise: float | None = None, seed: int = 0) -> Path:
-        """One benchmark draw; its folder name is also the dataset's key (caches, checkpoints)."""
-        suffix = ("" if noise is None else f"-noise{noise:g}") + (f"-seed{seed}" if seed else "")
-        return self.benchmark / f"{layout}{suffix}"
 
     @property
     def cache(self) -> Path:

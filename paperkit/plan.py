@@ -1,8 +1,8 @@
 """Every training run a profile will do, with an estimated time: ``python -m paperkit plan``.
 
 :func:`planned_runs` lists the runs the notebooks request, in the order they request them and
-under the folder names they train into (``checkpoints/<dataset key>/<run name>``), from the
-profile alone: the references of notebook 02, B and B+MODL+KNNS per seed in 05, the variants, the
+under the folders they train into, from the profile alone (the same :class:`~paperkit.runs.RunSpec`
+the notebooks build, soft labels and pools named by what makes them): the references of notebook 02, B and B+MODL+KNNS per seed in 05, the variants, the
 K sweep and the teaching ablations of 06 (gated as 06 gates them), and nothing new in 07 and 08,
 which reuse 02 and 05. A test checks that the smoke profile's end-to-end run creates exactly
 these folders, so the plan cannot drift from the notebooks unnoticed.
@@ -34,6 +34,10 @@ from typing import Any, Callable, Mapping, Sequence
 from paperkit.artifacts import read_manifest, write_json
 from paperkit.config import ConfigError, Profile, resolve
 from paperkit.paths import RunPaths
+from paperkit.runs import (ALL_REFERENCES, Pools, RunSpec, SoftLabels, dataset_key, oof_subset, pruned_labels, run_spec,
+                           teacher_changes)
+from paperkit.runs import layouts as profile_layouts
+from paperkit.train import VARIANTS
 
 #: The plan's file beside REPORT.md.
 PLAN_FILE = "plan.json"
@@ -102,126 +106,137 @@ class PlannedRun:
         return f"{self.dataset_key}/{self.name}"
 
 
-def dataset_key(cfg: Profile, layout: str, noise: float | None = None) -> str:
-    """The folder name ``experiment.prepare`` gives a dataset: the benchmark draw's, or the layout (user data)."""
-    if cfg.dataset != "benchmark":
-        return layout
-    return RunPaths(Path()).benchmark_layout(layout, noise, cfg.benchmark_seed).name
+@dataclass(frozen=True)
+class SoftLabelSet:
+    """Soft labels a plan will compute: who first asks for them, where, from how many models."""
+
+    notebook: str
+    soft: SoftLabels
+    archs: tuple[str, ...]
+    models_per_arch: int  # out-of-fold soft labels average one model per fold
 
 
 class _Runs:
-    """Collects runs in request order; a folder requested twice is one run (notebooks reuse runs)."""
+    """The runs and soft labels of a profile, collected in request order under the specs the notebooks
+    build (:func:`paperkit.runs.run_spec`); a folder requested twice is one run (notebooks reuse runs)."""
 
     def __init__(self, cfg: Profile) -> None:
         self.cfg = cfg
         self.runs: dict[str, PlannedRun] = {}
+        self.soft_sets: dict[str, SoftLabelSet] = {}
 
-    def add(self, notebook: str, purpose: str, layout: str, name: str, arch: str, seed: int, variant: str = "B",
-            *, noise: float | None = None, fraction: float = 1.0, **changes: Any) -> None:
-        from paperkit.experiment import MEMORISATION_VARIANTS
-        from paperkit.train import TrainConfig
+    def add(self, notebook: str, purpose: str, layout: str, arch: str, seed: int, variant: str = "B", *,
+            noise: float | None = None, soft: SoftLabels | None = None, pools: Pools | None = None,
+            subset: str = "", fraction: float = 1.0, labels: str | None = None,
+            changes: Mapping[str, Any] | None = None) -> RunSpec:
+        spec = run_spec(self.cfg, dataset_key(self.cfg, layout, noise), labels or self.cfg.uncertain_policy, arch,
+                        seed, variant, soft=soft, pools=pools, subset=subset, changes=changes)
+        knns = spec.config.gamma_knns > 0
+        self.runs.setdefault(spec.folder, PlannedRun(
+            notebook, purpose, layout, spec.data, spec.name, arch, spec.variant, seed, spec.config.epochs,
+            spec.config.knns_mode if knns else "", spec.config.k if knns else 0, fraction, spec.monitored,
+            spec.changes))
+        return spec
 
-        key = dataset_key(self.cfg, layout, noise)
-        if f"{key}/{name}" in self.runs:
-            return
-        config = TrainConfig.from_profile(self.cfg, arch, seed, variant, **changes)
-        knns = config.gamma_knns > 0
-        # experiment.train_run watches exactly these runs (memorisation_monitor: own benchmark draw only)
-        monitored = (fraction == 1.0 and not changes and seed == self.cfg.seeds[0] and variant in MEMORISATION_VARIANTS
-                     and "memorisation" in self.cfg.teaching and self.cfg.dataset == "benchmark"
-                     and key == dataset_key(self.cfg, layout))
-        self.runs[f"{key}/{name}"] = PlannedRun(
-            notebook, purpose, layout, key, name, arch, variant, seed, config.epochs,
-            config.knns_mode if knns else "", config.k if knns else 0, fraction, monitored,
-            tuple(sorted(changes.items())))
+    def references(self, notebook: str, purpose: str, layout: str, archs: Sequence[str], name: str, *,
+                   noise: float | None = None, soft_notebook: str = "") -> SoftLabels:
+        """Reference runs (seed 0, as :func:`experiment.train_references`) and the soft labels they average."""
+        folders = [self.add(notebook, purpose, layout, arch, 0, noise=noise).folder for arch in archs]
+        return self.soft_set(soft_notebook or notebook, SoftLabels.of(self.cfg, dataset_key(self.cfg, layout, noise),
+                                                                      name, folders), archs, 1)
+
+    def soft_set(self, notebook: str, soft: SoftLabels, archs: Sequence[str], models: int) -> SoftLabels:
+        self.soft_sets.setdefault(soft.folder, SoftLabelSet(notebook, soft, tuple(archs), models))
+        return soft
 
 
 def planned_runs(cfg: Profile) -> list[PlannedRun]:
-    """Every training run the notebooks of ``cfg`` request, first request first.
+    """Every training run the notebooks of ``cfg`` request, first request first."""
+    return list(_collect(cfg).runs.values())
 
-    Mirrors notebooks 02-08 and :mod:`paperkit.ablations` (names from :mod:`paperkit.experiment`);
+
+def _collect(cfg: Profile) -> _Runs:
+    """The runs and soft labels of notebooks 02-08 and :mod:`paperkit.ablations`, gated as they gate them.
+
     ``tests/test_plan.py`` holds it to the smoke run's ``checkpoints/`` folders.
     """
-    from paperkit import experiment as ex
-
     runs = _Runs(cfg)
-    layouts = ex.layouts(cfg)
-    first = cfg.seeds[0]
-    for layout in layouts:  # 02 (03, 04, 07 and 08 reuse them)
-        for arch in cfg.reference_archs:
-            runs.add("02", "reference", layout, ex.reference_name(arch, 0), arch, 0)
+    layouts, first, target = profile_layouts(cfg), cfg.seeds[0], cfg.target_arch
+    inputs = {}
+    for layout in layouts:  # 02's references, 03's soft labels, 04's pools (07 and 08 reuse them)
+        soft = runs.references("02", "reference", layout, cfg.reference_archs, ALL_REFERENCES, soft_notebook="03")
+        inputs[layout] = soft, Pools.of(cfg, soft, cfg.k)
     for layout in layouts:  # 05: the headline pair on every seed
         for seed in cfg.seeds:
             for variant in ("B", "B+MODL+KNNS"):
-                runs.add("05", "headline", layout, ex.target_name(variant, seed), cfg.target_arch, seed, variant)
+                runs.add("05", "headline", layout, target, seed, variant, soft=inputs[layout][0], pools=inputs[layout][1])
     n_single = cfg.ablation_seeds or len(cfg.seeds)  # 06: the single-term rows on the first seeds
     for layout in layouts:
         for i, seed in enumerate(cfg.seeds):
-            for variant in (("B", "B+MODL", "B+KNNS", "B+MODL+KNNS") if i < n_single else ("B", "B+MODL+KNNS")):
-                runs.add("06", "Tables 1-2 rows", layout, ex.target_name(variant, seed), cfg.target_arch, seed, variant)
+            for variant in (VARIANTS if i < n_single else ("B", "B+MODL+KNNS")):
+                runs.add("06", "Tables 1-2 rows", layout, target, seed, variant, soft=inputs[layout][0],
+                         pools=inputs[layout][1])
     layout = "chexpert" if "chexpert" in layouts else layouts[0]  # 06's K sweep (Fig. 4)
+    soft = inputs[layout][0]
     for k in cfg.k_sweep:
-        name = ex.target_name("B+KNNS", first) if k == cfg.k else ex.target_name("B+KNNS", first, k=k)
-        runs.add("06", "K sweep", layout, name, cfg.target_arch, first, "B+KNNS", **({} if k == cfg.k else {"k": k}))
-    _teaching_runs(cfg, runs, "nih" if "nih" in layouts else layouts[0], first)
-    return list(runs.runs.values())
+        runs.add("06", "K sweep", layout, target, first, "B+KNNS", soft=soft, pools=Pools.of(cfg, soft, k),
+                 changes={"k": k})
+    layout = "nih" if "nih" in layouts else layouts[0]
+    _method_ablations(cfg, runs, layout, first, *inputs[layout])
+    _teacher_ablations(cfg, runs, layout, first)
+    return runs
 
 
-def _teaching_runs(cfg: Profile, runs: _Runs, layout: str, seed: int) -> None:
-    """The runs of notebook 06's teaching ablations, gated as 06 gates them."""
-    from paperkit import ablations
-    from paperkit import experiment as ex
-
+def _method_ablations(cfg: Profile, runs: _Runs, layout: str, seed: int, soft: SoftLabels, pool: Pools) -> None:
+    """The runs of notebook 06's faithful-vs-efficient, uncertain-policy and loss-variant sections."""
     target, teaching = cfg.target_arch, set(cfg.teaching)
     if "faithful_knns" in teaching:
-        runs.add("06", "faithful vs efficient", layout, ex.target_name("B", seed), target, seed)
+        runs.add("06", "faithful vs efficient", layout, target, seed)
         for mode in ("faithful", "efficient"):
-            if mode == cfg.knns_mode:
-                runs.add("06", "faithful vs efficient", layout, ex.target_name("B+KNNS", seed), target, seed, "B+KNNS")
-            else:
-                runs.add("06", "faithful vs efficient", layout, ex.target_name("B+KNNS", seed, knns=mode), target, seed,
-                         "B+KNNS", knns_mode=mode)
-    if "uncertain_policies" in teaching and "chexpert" in ex.layouts(cfg):
-        runs.add("06", "uncertain policies", "chexpert", ex.target_name("B", seed), target, seed)
-        for policy in ("u_zeros", "u_ignore", "lsr_ones"):  # same images, other targets: same dataset key
-            runs.add("06", "uncertain policies", "chexpert", ex.target_name("B", seed, policy=policy), target, seed)
+            runs.add("06", "faithful vs efficient", layout, target, seed, "B+KNNS", soft=soft, pools=pool,
+                     changes={"knns_mode": mode})
+    if "uncertain_policies" in teaching and "chexpert" in profile_layouts(cfg):
+        for policy in (cfg.uncertain_policy, "u_zeros", "u_ignore", "lsr_ones"):  # same images, other targets
+            runs.add("06", "uncertain policies", "chexpert", target, seed, labels=policy)
     if {"as_printed_kl", "single_reference"} & teaching:
         for variant in ("B", "B+MODL"):
-            runs.add("06", "loss variants", layout, ex.target_name(variant, seed), target, seed, variant)
+            runs.add("06", "loss variants", layout, target, seed, variant, soft=soft)
         if "as_printed_kl" in teaching:
-            runs.add("06", "loss variants", layout, ex.target_name("B+MODL", seed, kl="as_printed"), target, seed,
-                     "B+MODL", kl_form="as_printed")
+            runs.add("06", "loss variants", layout, target, seed, "B+MODL", soft=soft, changes={"kl_form": "as_printed"})
         if "single_reference" in teaching:
-            arch = cfg.reference_archs[0]
-            runs.add("06", "loss variants", layout, ex.reference_name(arch, 0), arch, 0)
-            runs.add("06", "loss variants", layout, ex.target_name("B+MODL", seed, teacher="n1"), target, seed, "B+MODL")
-    archs, teacher = ablations.grid_references(cfg)
+            one = runs.references("06", "loss variants", layout, cfg.reference_archs[:1], "n1")
+            runs.add("06", "loss variants", layout, target, seed, "B+MODL", soft=one)
+
+
+def _teacher_ablations(cfg: Profile, runs: _Runs, layout: str, seed: int) -> None:
+    """The runs of notebook 06's teacher (out-of-fold, cleanlab) and noise x λ grid sections."""
+    from paperkit import ablations
+
+    target, teaching = cfg.target_arch, set(cfg.teaching)
+    archs, name = ablations.grid_references(cfg)
     if {"out_of_fold", "cleanlab"} & teaching:
-        for arch in archs:
-            runs.add("06", "teachers", layout, ex.reference_name(arch, 0), arch, 0)
-        runs.add("06", "teachers", layout, ex.target_name("B", seed), target, seed)
-        kind = "infold"
+        in_fold = runs.references("06", "teachers", layout, archs, name)
+        runs.add("06", "teachers", layout, target, seed)
+        for_cleanlab = in_fold
         if "out_of_fold" in teaching:
             folds = cfg.oof_folds
-            for arch in archs:  # experiment.out_of_fold_soft_labels trains them with its default seed, 0
-                for fold in range(folds):
-                    runs.add("06", "teachers", layout, ex.oof_run_name(arch, 0, fold, folds), arch, 0,
-                             fraction=(folds - 1) / folds)
-            for name in (teacher, f"oof{folds}"):
-                run_name, changes = ablations.teacher_run_name(cfg, seed, name)
-                runs.add("06", "teachers", layout, run_name, target, seed, "B+MODL+KNNS", **changes)
-            kind = "oof"
+            folders = [runs.add("06", "teachers", layout, arch, 0, subset=oof_subset(fold, folds),
+                                fraction=(folds - 1) / folds).folder for arch in archs for fold in range(folds)]
+            out_of_fold = runs.soft_set("06", SoftLabels.of(cfg, dataset_key(cfg, layout), f"oof{folds}", folders,
+                                                            folds=folds), archs, folds)
+            for soft in (in_fold, out_of_fold):
+                runs.add("06", "teachers", layout, target, seed, "B+MODL+KNNS", soft=soft, pools=Pools.of(cfg, soft, cfg.k))
+            for_cleanlab = out_of_fold
         if "cleanlab" in teaching:
-            runs.add("06", "teachers", layout, ex.target_name("B", seed, cleanlab=kind), target, seed)
+            runs.add("06", "teachers", layout, target, seed, labels=pruned_labels(cfg.uncertain_policy, for_cleanlab))
     if "noise_lambda_grid" in teaching and cfg.dataset == "benchmark":  # real data has one noise level
         for level in sorted({cfg.noise, *cfg.noise_sweep}):
             noise = None if level == cfg.noise else level
-            for arch in archs:
-                runs.add("06", "noise x λ grid", layout, ex.reference_name(arch, 0), arch, 0, noise=noise)
-            runs.add("06", "noise x λ grid", layout, ex.target_name("B", seed), target, seed, noise=noise)
+            soft = runs.references("06", "noise x λ grid", layout, archs, name, noise=noise)
+            runs.add("06", "noise x λ grid", layout, target, seed, noise=noise)
             for weight in sorted({cfg.lambda_modl, *cfg.lambda_sweep}):
-                run_name, changes = ablations.teacher_run_name(cfg, seed, teacher, weight)
-                runs.add("06", "noise x λ grid", layout, run_name, target, seed, "B+MODL+KNNS", noise=noise, **changes)
+                runs.add("06", "noise x λ grid", layout, target, seed, "B+MODL+KNNS", noise=noise, soft=soft,
+                         pools=Pools.of(cfg, soft, cfg.k), changes=teacher_changes(weight))
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,10 +284,8 @@ def nominal_size(cfg: Profile, layout: str) -> DataSize | None:
 def data_sizes(cfg: Profile, paths: RunPaths, counted: Mapping[str, DataSize] | None = None) -> dict[str, DataSize]:
     """Sizes by dataset key: ``counted`` (the preflight's count of a user's data), a generated benchmark's
     manifest, else :func:`nominal_size`. Every noise level of the benchmark holds the same images."""
-    from paperkit import experiment as ex
-
     out: dict[str, DataSize] = {}
-    for layout in ex.layouts(cfg):
+    for layout in profile_layouts(cfg):
         size = (counted or {}).get(layout)
         if size is None and cfg.dataset == "benchmark":
             manifest = read_manifest(paths.benchmark / dataset_key(cfg, layout))
@@ -560,32 +573,15 @@ def estimate(run: PlannedRun, size: DataSize | None, rates: Rates | None,
     return run.epochs * images * factor / rates.train[run.arch], rest
 
 
-def _soft_label_sets(cfg: Profile, runs: Sequence[PlannedRun]) -> list[tuple[str, str, list[str], int]]:
-    """``(notebook, dataset key, set name, architectures, models per architecture)`` of every soft-label set."""
-    from paperkit import ablations
-
-    archs, teacher = ablations.grid_references(cfg)
-    out: dict[tuple[str, str], tuple[str, list[str], int]] = {}
-    for run in runs:
-        if run.purpose == "reference":
-            out.setdefault((run.dataset_key, "all"), ("03", list(cfg.reference_archs), 1))
-        elif run.purpose in ("teachers", "noise x λ grid"):
-            out.setdefault((run.dataset_key, teacher), ("06", archs, 1))
-            if run.name.startswith("ref-") and "-oof" in run.name:
-                out.setdefault((run.dataset_key, f"oof{cfg.oof_folds}"), ("06", archs, cfg.oof_folds))
-        elif run.name.endswith("-teachern1"):
-            out.setdefault((run.dataset_key, "n1"), ("06", [cfg.reference_archs[0]], 1))
-    return [(nb, key, name, a, m) for (key, name), (nb, a, m) in out.items()]
-
-
 def build_plan(cfg: Profile, paths: RunPaths | None = None, *, counted: Mapping[str, DataSize] | None = None,
                rates: Rates | None = None, probe_note: str = "", redo: bool = False) -> Plan:
     """The plan of ``cfg``: runs (finished ones marked from their manifests, none under ``redo``: --force),
     data steps, estimates."""
     paths = paths or RunPaths.for_profile(cfg)
     sizes = data_sizes(cfg, paths, counted)
+    collected = _collect(cfg)
     runs = []
-    for run in planned_runs(cfg):
+    for run in collected.runs.values():
         parts = estimate(run, sizes.get(run.dataset_key), rates, cfg.batch_size)
         runs.append(dataclasses.replace(run, finished=not redo and read_manifest(paths.run_dir(run.folder)) is not None,
                                         seconds=sum(parts) if parts else None,
@@ -607,18 +603,17 @@ def build_plan(cfg: Profile, paths: RunPaths | None = None, *, counted: Mapping[
         # a user's full-size files were not decoded by the probe: no rate for them
         add(notebook, f"cache {n or '?'} images at {cfg.resize} px", paths.image_cache(f"{key}-{cfg.resize}px"),
             n / rates.decode if n and rates and rates.decode else None)
-    for notebook, key, name, archs, models in _soft_label_sets(cfg, runs):
-        size = sizes.get(key)
+    for soft_set in collected.soft_sets.values():
+        size, archs, models = sizes.get(soft_set.soft.folder.split("/")[0]), soft_set.archs, soft_set.models_per_arch
         known = size is not None and rates is not None and all(a in rates.infer for a in archs)
-        add(notebook, f"soft labels '{name}' ({models * len(archs)} model(s))", paths.soft_labels / key / name,
+        add(soft_set.notebook, f"soft labels '{soft_set.soft.name}' ({models * len(archs)} model(s))",
+            paths.soft_labels / soft_set.soft.folder,
             models * size.n_all * sum(1.0 / rates.infer[a] for a in archs) if known else None)
     return Plan(cfg.name, runs, steps, sizes, rates, probe_note)
 
 
 def _own_keys(cfg: Profile) -> set[str]:
-    from paperkit import experiment as ex
-
-    return {dataset_key(cfg, layout) for layout in ex.layouts(cfg)}
+    return {dataset_key(cfg, layout) for layout in profile_layouts(cfg)}
 
 
 def make_plan(cfg: Profile, *, probe_requested: bool = True, counted: Mapping[str, DataSize] | None = None,

@@ -28,7 +28,8 @@ import numpy as np
 from paperkit.artifacts import read_manifest
 from paperkit.config import ConfigError, Profile
 from paperkit.paths import RunPaths
-from paperkit.plan import DataSize, dataset_key, data_sizes, parameter_count, planned_runs
+from paperkit.plan import DataSize, data_sizes, parameter_count, planned_runs
+from paperkit.runs import dataset_key
 
 #: Bytes a checkpointed parameter costs on disk: float32 x (weights + Adam's two moments) x 2 files
 #: (best.pt holds the weights only, so this bounds it from above).

@@ -176,10 +176,15 @@ def fit(
     return fit_run(config, data, run_dir, progress=progress)
 
 
+def run_step(config: TrainConfig, data: RunData, run_dir: str | Path) -> Step:
+    """A run's resumable step: finished when its manifest matches this config and these inputs."""
+    return Step(Path(run_dir), {"train": run_config(config), "data": data.hash})
+
+
 def fit_run(config: TrainConfig, data: RunData, run_dir: str | Path, *, progress: bool = True) -> TrainResult:
     """:func:`fit` on inputs already gathered in a :class:`~paperkit.run_state.RunData`."""
     _check_inputs(config, data)
-    step = Step(Path(run_dir), {"train": run_config(config), "data": data.hash})
+    step = run_step(config, data, run_dir)
     if step.done:
         return _finished(step.out_dir, read_manifest(step.out_dir)["summary"])
     state = RunState.start(config, data, step)  # model, optimiser, generators, bank; resumed if possible

@@ -22,10 +22,10 @@ def tiny(tmp_path_factory):
 
 def test_out_of_fold_teachers_score_only_patients_they_never_saw(tiny):
     cfg, paths, prep = tiny
-    soft = ex.out_of_fold_soft_labels(cfg, paths, prep, n_folds=2)
+    soft = ex.out_of_fold_soft_labels(cfg, paths, prep, n_folds=2).values
     train = prep.rows("train")
     folds = out_of_fold_folds(prep.dataset.patient_ids[train], 2, seed=ex.DATA_SEED)
-    runs = [next((paths.checkpoints / prep.key).glob(f"ref-efficientnet_tiny-s0-oof{f}of2*")) for f in range(2)]
+    runs = [next((paths.checkpoints / prep.key).glob(f"B-efficientnet_tiny-s0-oof{f}of2-*")) for f in range(2)]
     every = np.arange(len(prep.dataset))
     fold_probs = [ex.probabilities(cfg, r, prep, every) for r in runs]
     for f in range(2):
@@ -42,10 +42,12 @@ def test_out_of_fold_teachers_score_only_patients_they_never_saw(tiny):
 def test_out_of_fold_soft_labels_are_cached(tiny):
     cfg, paths, prep = tiny
     first = ex.out_of_fold_soft_labels(cfg, paths, prep, n_folds=2)
-    stamp = (paths.soft_labels / prep.key / "oof2" / "soft_labels.npz").stat().st_mtime_ns
+    stored = paths.soft_labels / first.folder / "soft_labels.npz"
+    stamp = stored.stat().st_mtime_ns
     again = ex.out_of_fold_soft_labels(cfg, paths, prep, n_folds=2)
-    np.testing.assert_array_equal(first, again)
-    assert (paths.soft_labels / prep.key / "oof2" / "soft_labels.npz").stat().st_mtime_ns == stamp
+    assert again.folder == first.folder and first.folder.startswith(f"{prep.key}/oof2-")
+    np.testing.assert_array_equal(first.values, again.values)
+    assert stored.stat().st_mtime_ns == stamp
 
 
 def test_chexpert_only_profile_finds_benchmark_masks(tmp_path, monkeypatch):

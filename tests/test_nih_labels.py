@@ -35,7 +35,8 @@ def mined(findings: pd.Series) -> np.ndarray:
 def prepared(ds: XrayDataset) -> ex.Prepared:
     """A :class:`~paperkit.experiment.Prepared` without an image cache: labels need no pixels."""
     columns = np.arange(len(NIH_CLASSES))
-    return ex.Prepared("nih", "nih", ds, None, np.nan_to_num(ds.labels), ~np.isnan(ds.labels), NIH_CLASSES, columns)
+    return ex.Prepared("nih", "nih", ds, None, np.nan_to_num(ds.labels), ~np.isnan(ds.labels), NIH_CLASSES, columns,
+                       "u_ones")
 
 
 def random_probs(n: int, seed: int = 0) -> dict[str, np.ndarray]:

