@@ -13,6 +13,9 @@ import typing
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+from paperkit.overrides import ConfigError, coerce
+from paperkit.workers import parse_devices
+
 #: The paper's six reference CNNs (timm names) and its target.
 PAPER_REFERENCES = (
     "densenet121",
@@ -108,7 +111,8 @@ class Profile:
     results_name: str = ""  # results/<results_name>/ ("" = the profile's name); shared by profiles that add runs
     bootstrap: int = 1000
     device: str = "auto"  # auto | cpu | cuda
-    workers: int = 1  # independent training runs at once (paperkit.workers): one per GPU, or per share of the CPU
+    workers: int = 0  # independent runs at once (paperkit.workers); 0 = one per GPU of `devices` on CUDA, 1 on CPU
+    devices: str = "all"  # GPUs the independent runs share: all visible, or indices such as 0,1,3
     amp: bool = True  # bf16 autocast on CUDA only
     num_threads: int = 0  # 0 = torch default
     notes: str = ""
@@ -267,10 +271,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-class ConfigError(ValueError):
-    """A profile name, key or value that cannot be used; the message names it and the fix."""
-
-
 def get_profile(name: str) -> Profile:
     """Return the named profile.
 
@@ -285,53 +285,6 @@ def get_profile(name: str) -> Profile:
         raise ConfigError(
             f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}"
         ) from None
-
-
-def _coerce(key: str, value: Any) -> Any:
-    """Convert ``value`` to the field's type, accepting strings from the command line."""
-    hint = typing.get_type_hints(Profile)[key]
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        item_type = typing.get_args(hint)[0]
-        if isinstance(value, str):
-            value = [v for v in value.replace(" ", "").split(",") if v]
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        return tuple(_coerce_scalar(key, v, item_type) for v in value)
-    return _coerce_scalar(key, value, hint)
-
-
-def _coerce_scalar(key: str, value: Any, typ: Any) -> Any:
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"parameter {key!r} must be true or false, got {value!r}")
-    if typ is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"parameter {key!r} must be an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"parameter {key!r} must be an integer, got {value!r}")
-    if typ is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"parameter {key!r} must be a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"parameter {key!r} must be a number, got {value!r}") from None
-    if typ is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"parameter {key!r} must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"parameter {key!r} has an unsupported type {typ!r}")  # pragma: no cover
 
 
 def apply_overrides(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
@@ -359,7 +312,7 @@ def apply_overrides(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
             raise ConfigError(f"unknown parameter {key!r}{hint}")
         if key == "name":
             raise ConfigError("parameter 'name' cannot be overridden; pick a profile instead")
-        changes[key] = _coerce(key, value)
+        changes[key] = coerce(key, value, typing.get_type_hints(Profile)[key])
     new = replace(profile, **changes)
     validate(new)
     return new
@@ -372,10 +325,16 @@ def validate(profile: Profile) -> None:
             raise ConfigError(
                 f"parameter {key!r} must be one of {', '.join(allowed)}, got {getattr(profile, key)!r}"
             )
-    positive = ("n_images", "render_size", "resize", "crop", "batch_size", "epochs", "k", "lr_step_epochs", "workers")
+    positive = ("n_images", "render_size", "resize", "crop", "batch_size", "epochs", "k", "lr_step_epochs")
     for key in positive:
         if getattr(profile, key) <= 0:
             raise ConfigError(f"parameter {key!r} must be positive, got {getattr(profile, key)!r}")
+    if profile.workers < 0:
+        raise ConfigError(f"parameter 'workers' must be 0 (one per GPU, or 1 on a CPU) or more, got {profile.workers}")
+    try:
+        parse_devices(profile.devices)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if profile.crop > profile.resize:
         raise ConfigError(f"crop ({profile.crop}) must not exceed resize ({profile.resize})")
     if profile.sigma <= 0 or profile.lr <= 0:

@@ -102,7 +102,7 @@ SETTINGS: dict[str, _Setting] = {
 #: Fields that are not settings of the paper: bookkeeping, compute, the benchmark's own knobs and
 #: the kit's extra ablations (listed as such in notebook 06, not as departures).
 NOT_PAPER_SETTINGS = frozenset({
-    "name", "results_name", "notes", "data_root", "missing", "device", "num_threads", "workers",
+    "name", "results_name", "notes", "data_root", "missing", "device", "num_threads", "workers", "devices",
     "layouts", "noise", "benchmark_seed", "val_fraction",
     "ablation_seeds", "teaching", "lambda_sweep", "noise_sweep", "ablation_reference_archs", "oof_folds",
 })

@@ -38,7 +38,7 @@ from paperkit.runs import layouts  # noqa: F401  (the notebooks call ex.layouts)
 from paperkit.soft_labels import (average_predictions, combine_out_of_fold, load_soft_labels, out_of_fold_folds,
                                   save_soft_labels)
 from paperkit.train import TrainConfig, TrainResult, fit_run, run_step
-from paperkit.workers import run_parallel
+from paperkit.workers import in_process, resolve_workers, run_parallel
 
 #: The benchmark is generated from this seed; training seeds vary, the data does not.
 DATA_SEED = 0
@@ -211,9 +211,11 @@ def train_runs(cfg: Profile, paths: RunPaths, requests: Sequence[RunRequest]) ->
     """
     inputs = [run_inputs(cfg, paths, r) for r in requests]
     pending = [r for r, (config, data, run_dir) in zip(requests, inputs) if not run_step(config, data, run_dir).done]
-    if cfg.workers > 1 and len(pending) > 1:
-        gpus = torch.cuda.device_count() if pick_device(cfg.device, 0).type == "cuda" else 0
-        run_parallel(_train_in_worker, [(cfg, paths, r) for r in pending], cfg.workers, gpus)
+    device = pick_device(cfg.device, 0).type
+    workers, gpus = resolve_workers(cfg.workers, cfg.devices, device,
+                                    torch.cuda.device_count() if device == "cuda" else 0)
+    if not in_process(min(workers, len(pending)), gpus):  # else the loop below trains them here
+        run_parallel(_train_in_worker, [(cfg, paths, r) for r in pending], workers, gpus)
     return [fit_run(config, data, run_dir, progress=True) for config, data, run_dir in inputs]
 
 

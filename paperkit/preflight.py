@@ -7,7 +7,8 @@ problem rather than stopping at the first:
   the files on disk. The loaders of :mod:`paperkit.data` read the metadata (``missing="keep"``), so
   the files are listed, never decoded. A missing image is a problem unless the profile says
   ``missing=skip``; the message names how many and that option.
-- the device: ``device=cuda`` on a machine where torch sees no GPU.
+- the device: ``device=cuda`` on a machine where torch sees no GPU; ``devices`` naming a GPU torch
+  does not see (or any GPU, where the runs train on the CPU).
 - free disk for what is not yet written: the image cache (``n_images x resize²`` bytes per dataset
   key), the rendered benchmark (at most ``n_images x render_size²`` bytes per draw) and the
   checkpoints of every planned run not yet finished (parameters x 4 bytes x 3 (weights and Adam's
@@ -30,6 +31,7 @@ from paperkit.config import ConfigError, Profile
 from paperkit.paths import RunPaths
 from paperkit.plan import DataSize, data_sizes, parameter_count, planned_runs
 from paperkit.runs import dataset_key
+from paperkit.workers import resolve_workers
 
 #: Bytes a checkpointed parameter costs on disk: float32 x (weights + Adam's two moments) x 2 files
 #: (best.pt holds the weights only, so this bounds it from above).
@@ -170,21 +172,31 @@ def data_problems(cfg: Profile, count: DataCount) -> list[str]:
 
 
 def check_device(cfg: Profile) -> tuple[str, list[str], list[str]]:
-    """``(what the profile will use, problems, notes)``."""
+    """``(what the profile will use, problems, notes)``: the device, and how many independent runs
+    train at once on which GPUs (:func:`paperkit.workers.resolve_workers`)."""
     import torch
 
     cuda = torch.cuda.is_available()
+    notes = []
     if cuda and cfg.device in ("auto", "cuda"):
-        return f"cuda: {torch.cuda.get_device_name(0)} ({torch.cuda.device_count()} visible)", [], []
-    if cfg.device == "cuda":
+        device_type, visible = "cuda", torch.cuda.device_count()
+        text = f"cuda: {torch.cuda.get_device_name(0)} ({visible} visible)"
+    elif cfg.device == "cuda":
         return "cuda requested, none visible", [
             f"device=cuda but torch {torch.__version__} sees no CUDA GPU (built for CUDA {torch.version.cuda or 'none'}): "
             f"run on a GPU machine, or pass -p device=cpu (or auto)"], []
-    notes = []
-    if cfg.device == "auto" and max(map(parameter_count, _archs(cfg))) > 5_000_000:
-        notes.append("no GPU: the paper's networks train on this CPU at a few images per second "
-                     "(python -m paperkit plan estimates the time)")
-    return "cpu" + (" (torch sees no CUDA GPU)" if cfg.device == "auto" else " (device=cpu)"), [], notes
+    else:
+        device_type, visible = "cpu", 0
+        text = "cpu" + (" (torch sees no CUDA GPU)" if cfg.device == "auto" else " (device=cpu)")
+        if cfg.device == "auto" and max(map(parameter_count, _archs(cfg))) > 5_000_000:
+            notes.append("no GPU: the paper's networks train on this CPU at a few images per second "
+                         "(python -m paperkit plan estimates the time)")
+    try:
+        n, gpus = resolve_workers(cfg.workers, cfg.devices, device_type, visible)
+    except ValueError as err:
+        return text, [str(err)], notes
+    where = f" on GPU {', '.join(map(str, gpus))}" if gpus else ""
+    return f"{text}; independent runs: {n} at once{where}", [], notes
 
 
 def _archs(cfg: Profile) -> tuple[str, ...]:

@@ -6,7 +6,8 @@ explicitly. Executed copies go to ``results/<profile>/executed/`` and, as the ju
 source (``notebooks/NN_*.ipynb``, see :func:`paired_copy`), beside it, so that opening the ``.py``
 in JupyterLab shows the last run's outputs. Re-running is cheap because every expensive step
 inside a notebook is skipped when its manifest matches (see :mod:`paperkit.artifacts`);
-``--force`` makes those steps redo their work.
+``--force`` makes those steps redo their work (the embedded benchmark is deleted first and rendered
+again).
 
 While a notebook runs, its kernel reports the active training run to a status file
 (:mod:`paperkit.progress`) and :class:`~paperkit.progress.LiveStatus` shows it on one line, with
@@ -19,6 +20,7 @@ import contextlib
 import copy
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from paperkit.paths import NOTEBOOKS_DIR, RunPaths
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
+    from traitlets.config import Config
     from paperkit.preflight import PreflightReport
 
 
@@ -157,6 +160,23 @@ def kernelspec(kernel: str) -> dict[str, str]:
         return {"name": kernel, "display_name": kernel, "language": "python"}
 
 
+def kernel_manager_config() -> "Config":
+    """Settings of the kernel manager papermill starts each kernel with.
+
+    CurveZMQ encryption of the kernel's sockets, for kernelspecs that declare support (ipykernel
+    writes it into its own): ipykernel 7.4 otherwise prints "Kernel is running over TCP without
+    encryption" to the runner's output for every notebook. Left at jupyter_client's default where
+    pyzmq lacks CurveZMQ (asking for it there fails) or jupyter_client predates the setting.
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if zmq.has("curve") and "transport_encryption" in KernelManager.class_trait_names():
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config()
+
+
 #: Cells papermill adds to the executed copy: the parameters it injects and, after a failure, the
 #: red "An Exception was encountered" banner and its anchor. None of them is in the source.
 PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
@@ -212,6 +232,7 @@ def execute(
             cwd=str(notebook.parent),
             progress_bar=progress,
             log_output=False,
+            config=kernel_manager_config(),
         )
     except PapermillExecutionError as err:
         raise NotebookFailed(
@@ -299,6 +320,9 @@ def run_notebooks(
     parameters = {"profile": profile.name, "data_root": profile.data_root, "overrides": dict(overrides)}
     if force:  # the kernels inherit this: steps finished before now are redone
         os.environ[FORCE_ENV] = str(time.time())
+        # generate_benchmark renders into an empty folder only, unless its manifest is current:
+        # a forced run would find the previous draw there and stop
+        shutil.rmtree(paths.benchmark, ignore_errors=True)
     runs: list[NotebookRun] = []
     log = _read_log(paths.run_log)
     previous = {name: entry["seconds"] for name, entry in log["notebooks"].items()}

@@ -32,6 +32,8 @@ def test_named_profiles_are_valid(name):
         ({"teaching": ""}, "teaching", ()),
         ({"noise_sweep": "0,0.5"}, "noise_sweep", (0.0, 0.5)),
         ({"missing": "skip"}, "missing", "skip"),
+        ({"devices": "0,1,3"}, "devices", "0,1,3"),
+        ({"workers": "0"}, "workers", 0),
     ],
 )
 def test_overrides_are_typed(overrides, field, expected):
@@ -55,6 +57,9 @@ def test_overrides_are_typed(overrides, field, expected):
         ({"oof_folds": 1}, "'oof_folds' must be at least 2"),
         ({"noise_sweep": "-1"}, "'noise_sweep' needs levels >= 0"),
         ({"missing": "keep"}, "'missing' must be one of error, skip"),
+        ({"workers": -1}, "'workers' must be 0"),
+        ({"devices": "0,gpu1"}, "'devices' must be all or distinct GPU indices"),
+        ({"devices": 1}, "'devices' must be a string"),
     ],
 )
 def test_bad_overrides_name_the_parameter(overrides, message):

@@ -133,6 +133,25 @@ def test_cuda_requested_without_a_gpu(monkeypatch, roomy_disk):
     assert preflight.run_preflight(resolve("smoke")).problems == []
 
 
+@pytest.mark.parametrize("cuda, overrides, device_line, problem", [
+    (True, {}, "cuda: Fake GPU (4 visible); independent runs: 4 at once on GPU 0, 1, 2, 3", None),
+    (True, {"devices": "1,3"}, "; independent runs: 2 at once on GPU 1, 3", None),
+    (True, {"devices": "0", "workers": 3}, "; independent runs: 3 at once on GPU 0", None),
+    (True, {"devices": "4"}, "cuda: Fake GPU (4 visible)", "devices=4: GPU 4 not visible; torch sees 4"),
+    (False, {}, "cpu (torch sees no CUDA GPU); independent runs: 1 at once", None),
+    (False, {"devices": "0"}, "cpu (torch sees no CUDA GPU)", "devices=0 names GPUs but the runs train on the cpu"),
+])
+def test_device_line_names_the_runs_at_once(monkeypatch, roomy_disk, cuda, overrides, device_line, problem):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4 if cuda else 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Fake GPU")
+    report = preflight.run_preflight(resolve("smoke", overrides))
+    assert device_line in report.device
+    assert [line[:len(problem)] for line in report.problems] == [problem] if problem else report.problems == []
+
+
 def test_disk_too_small(monkeypatch):
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: Usage(10**6, 0, 1000))
     (problem,) = preflight.run_preflight(resolve("smoke")).problems

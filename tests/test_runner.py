@@ -90,6 +90,31 @@ def test_executed_copy_names_its_kernel_and_pairs_with_the_source(notebooks):
     assert "profile 'smoke'" in "".join(o.get("text", "") for o in setup_cell.outputs)
 
 
+def test_kernel_transport_warning_stays_out_of_the_output(notebooks, capfd):
+    """ipykernel's "running over TCP without encryption" line (on the kernel's stderr, which the
+    runner's is) does not reach the output: the kernel's sockets are encrypted."""
+    runner.run_notebooks(get_profile("smoke"), {}, [notebooks / "01_good.py"], kernel="python3",
+                         echo=lambda *a, **k: None)
+    assert "without encryption" not in capfd.readouterr().err
+
+
+def test_force_renders_the_benchmark_again(notebooks, monkeypatch):
+    """``--force`` redoes the benchmark although its folder holds the previous draw."""
+    from paperkit.artifacts import FORCE_ENV, read_manifest
+    from paperkit.data.benchmark import generate_benchmark
+    from paperkit.paths import RunPaths
+
+    monkeypatch.setenv(FORCE_ENV, "0")  # restored after the test: run_notebooks sets it for this process
+    folder = RunPaths.for_profile("smoke").benchmark_layout("nih")
+    render = 'generate_benchmark(paths.benchmark_layout("nih"), "nih", 10, 32, workers=1, progress=False)'
+    generate_benchmark(folder, "nih", 10, 32, workers=1, progress=False)
+    before = read_manifest(folder)["finished_at"]
+    (notebooks / "03_bench.py").write_text(f"{GOOD}\n# %%\nfrom paperkit.data.benchmark import generate_benchmark\n{render}\n")
+    runner.run_notebooks(get_profile("smoke"), {}, [notebooks / "03_bench.py"], force=True, kernel="python3",
+                         echo=lambda *a, **k: None)
+    assert read_manifest(folder)["finished_at"] > before
+
+
 def test_failing_cell_is_named_and_executed_copy_kept(notebooks):
     with pytest.raises(runner.NotebookFailed, match=r"02_bad.py failed in cell \d+.*ValueError: deliberate failure"):
         runner.run_notebooks(get_profile("smoke"), {}, [notebooks / "02_bad.py"], kernel="python3",

@@ -1,6 +1,8 @@
 """Independent runs in worker processes give the same models as one after the other."""
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 import torch
@@ -9,7 +11,7 @@ from paperkit import experiment as ex
 from paperkit.checkpoint import load_checkpoint
 from paperkit.config import resolve
 from paperkit.paths import RunPaths
-from paperkit.workers import run_parallel, threads_per_worker
+from paperkit.workers import resolve_workers, run_parallel, threads_per_worker
 
 
 @pytest.mark.parametrize("workers, cores, expected", [(1, 2, 2), (2, 2, 1), (3, 2, 1), (2, 16, 8)])
@@ -19,6 +21,53 @@ def test_threads_per_worker(workers: int, cores: int, expected: int) -> None:
 
 def test_run_parallel_keeps_job_order() -> None:
     assert run_parallel(abs, [-3, 2, -1], workers=2) == [3, 2, 1]
+
+
+@pytest.mark.parametrize("workers, devices, device_type, visible, expected", [
+    (0, "all", "cuda", 4, (4, (0, 1, 2, 3))),  # auto: one run per visible GPU
+    (0, "ALL", "cuda", 1, (1, (0,))),
+    (0, "1,3", "cuda", 4, (2, (1, 3))),  # auto: one run per chosen GPU
+    (0, " 3 ", "cuda", 4, (1, (3,))),
+    (6, "0,1", "cuda", 2, (6, (0, 1))),  # more runs than GPUs: shared round-robin
+    (0, "all", "cpu", 0, (1, ())),  # the CPU keeps one run unless asked for more
+    (2, "all", "cpu", 4, (2, ())),
+])
+def test_resolve_workers(workers: int, devices: str, device_type: str, visible: int,
+                         expected: tuple[int, tuple[int, ...]]) -> None:
+    assert resolve_workers(workers, devices, device_type, visible) == expected
+
+
+@pytest.mark.parametrize("devices, device_type, visible, message", [
+    ("2", "cuda", 2, "GPU 2 not visible; torch sees 2"),
+    ("0,5,7", "cuda", 4, "GPU 5, 7 not visible"),
+    ("0,0", "cuda", 2, "distinct GPU indices"),
+    ("gpu0", "cuda", 2, "distinct GPU indices"),
+    ("", "cuda", 2, "distinct GPU indices"),
+    ("0", "cpu", 0, "names GPUs but the runs train on the cpu"),
+    ("all", "cuda", 0, "torch sees no GPU"),
+])
+def test_resolve_workers_rejects(devices: str, device_type: str, visible: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_workers(0, devices, device_type, visible)
+
+
+@pytest.mark.parametrize("parent, gpus, expected", [
+    ("4,5,6,7", (3,), "7"),  # a GPU other than the parent's: a worker that sees only that one
+    ("4,5,6,7", (0,), "4,5,6,7"),  # the parent's own first GPU: no worker process
+    (None, (2,), "2"),
+])
+def test_one_worker_sees_only_its_gpu(monkeypatch, parent: str | None, gpus: tuple[int, ...], expected: str) -> None:
+    if parent is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", parent)
+    assert run_parallel(os.getenv, ["CUDA_VISIBLE_DEVICES"], workers=1, gpus=gpus) == [expected]
+
+
+def test_two_workers_share_out_the_chosen_gpus(monkeypatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    seen = run_parallel(os.getenv, ["CUDA_VISIBLE_DEVICES"] * 4, workers=2, gpus=(1, 3))
+    assert set(seen) <= {"5", "7"} and len(seen) == 4
 
 
 def test_two_workers_train_the_same_references_as_one(tmp_path, monkeypatch) -> None:
