@@ -105,8 +105,8 @@ def test_force_renders_the_benchmark_again(notebooks, monkeypatch):
     from paperkit.paths import RunPaths
 
     monkeypatch.setenv(FORCE_ENV, "0")  # restored after the test: run_notebooks sets it for this process
-    folder = RunPaths.for_profile("smoke").benchmark_layout("nih")
-    render = 'generate_benchmark(paths.benchmark_layout("nih"), "nih", 10, 32, workers=1, progress=False)'
+    folder = RunPaths.for_profile("smoke").benchmark / "nih"
+    render = 'generate_benchmark(paths.benchmark / "nih", "nih", 10, 32, workers=1, progress=False)'
     generate_benchmark(folder, "nih", 10, 32, workers=1, progress=False)
     before = read_manifest(folder)["finished_at"]
     (notebooks / "03_bench.py").write_text(f"{GOOD}\n# %%\nfrom paperkit.data.benchmark import generate_benchmark\n{render}\n")
