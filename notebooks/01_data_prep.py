@@ -116,7 +116,7 @@ else:
 # are (3, 2, 1)).
 
 # %%
-from paperkit.data.noise import NoiseConfig
+from paperkit.data.noise import NoiseConfig, mined_label_noise
 
 print({k: v for k, v in vars(NoiseConfig()).items() if k not in ("rates", "lookalikes")})
 for layout, p in prepared.items():
@@ -124,13 +124,7 @@ for layout, p in prepared.items():
         print(f"{layout}: no clean truth, noise cannot be measured")
         continue
     train = p.rows("train")
-    mined, truth = p.dataset.labels[train] == 1, p.dataset.clean_labels[train] == 1
-    tp = (mined & truth).sum(0)
-    noise = pd.DataFrame(
-        {"clean positives": truth.sum(0), "mined positives": mined.sum(0),
-         "PPV": tp / np.maximum(mined.sum(0), 1), "sensitivity": tp / np.maximum(truth.sum(0), 1)},
-        index=p.classes,
-    )
+    noise = mined_label_noise(p.dataset.labels[train], p.dataset.clean_labels[train], p.classes)
     print(f"{layout}: mined labels vs clean truth on {len(train)} training images")
     display(noise.round(2))
     write_text(paths.tables / f"data_label_noise_{layout}.csv", noise.to_csv())

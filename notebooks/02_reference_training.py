@@ -32,13 +32,11 @@ overrides = {}  # any Profile field, e.g. {"epochs": 4}; validated before any wo
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from IPython.display import display
 
 from paperkit import experiment as ex
+from paperkit import report
 from paperkit.artifacts import write_text
-from paperkit.models import count_parameters
 from paperkit.notebook import setup, show_figure
 from paperkit.soft_labels import average_predictions
 
@@ -78,34 +76,26 @@ for layout, (prep, refs) in references.items():
 # ## Each reference's test AUC (clean labels where known), its size, and the ensemble's headroom
 # MODL distils the references' average $\frac{1}{N}\sum_n f_n(x)$ into one network, so it can only help where that average beats
 # the target network trained alone (the paper, Table 3: Ensemble 2 93.96 vs DenseNet-121 89.66, +4.3).
-# The ensemble row averages all references' probabilities; the headroom table compares it with the
-# mean single reference, the best one, and the target's architecture (paired bootstrap CI).
+# Per layout, each reference's test AUC per finding with its parameters and best epoch; the ensemble
+# row averages all references' probabilities.
 
 # %%
-headroom = []
+results = {}
 for layout, (prep, refs) in references.items():
     test = prep.rows("test")
     probs = {arch: ex.probabilities(cfg, run, prep, test) for arch, run in refs.items()}
     probs["Ensemble"] = average_predictions(list(probs.values()))
     baseline = cfg.target_arch if cfg.target_arch in refs else cfg.reference_archs[0]
-    result = ex.evaluate(cfg, prep, probs, reference=baseline)
-    table = result.wide("auc")
-    table = table.assign(params=[count_parameters(refs[m].model) if m in refs else
-                                 sum(count_parameters(r.model) for r in refs.values()) for m in table.index],
-                         best_epoch=[refs[m].best_epoch if m in refs else None for m in table.index])
+    results[layout] = ex.evaluate(cfg, prep, probs, reference=baseline)
+    table = report.reference_auc_table(results[layout], refs)
     write_text(paths.tables / f"references_test_auc_{layout}.csv", table.to_csv())
     display(table.round(3))
-    single = {m: 100 * result.mean_auc(m) for m in refs}
-    gain = result.diff[(result.diff["model"] == "Ensemble") & (result.diff["class"] == "Mean")].iloc[0]
-    headroom.append({
-        "layout": layout, "ensemble": 100 * result.mean_auc("Ensemble"),
-        "mean_single": np.mean(list(single.values())), "best_single": max(single.values()),
-        "best_single_arch": max(single, key=single.get), "target_arch": baseline, "target_arch_single": single[baseline],
-        "over_target_arch": 100 * gain["diff"], "over_target_arch_ci_low": 100 * gain["ci_low"],
-        "over_target_arch_ci_high": 100 * gain["ci_high"],
-    })
-headroom = pd.DataFrame(headroom).set_index("layout")
-headroom["over_mean_single"] = headroom["ensemble"] - headroom["mean_single"]
-headroom["over_best_single"] = headroom["ensemble"] - headroom["best_single"]
+
+# %% [markdown]
+# The headroom (mean AUC, %): the ensemble against the mean single reference, the best one, and the
+# target's architecture (paired bootstrap CI).
+
+# %%
+headroom = report.ensemble_headroom(results)
 write_text(paths.tables / "references_ensemble_headroom.csv", headroom.to_csv())
 display(headroom.round(2))

@@ -28,11 +28,11 @@ n_anchors = 3  # anchors shown with their neighbours
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from IPython.display import display
 
 from paperkit import experiment as ex
 from paperkit.artifacts import write_text
+from paperkit.knn import neighbour_agreement
 from paperkit.notebook import setup, show_figure
 
 cfg, paths = setup(profile, data_root, overrides, notebook="04")
@@ -75,7 +75,8 @@ show_figure(fig, f"nb04_neighbours_{layout}")
 # %% [markdown]
 # ## The similarity histogram, and whether neighbours share the anchor's clean findings
 # The agreement is the fraction of (anchor, neighbour) pairs whose clean finding sets are identical,
-# $\frac{1}{nK}\sum_{i,k} [\,t_i = t_i^k\,]$, against the same fraction for random images.
+# $\frac{1}{nK}\sum_{i,k} [\,t_i = t_i^k\,]$, against the same fraction for random images
+# (`paperkit.knn.neighbour_agreement`).
 
 # %%
 for layout, (prep, (index, similarity)) in pools.items():
@@ -84,14 +85,7 @@ for layout, (prep, (index, similarity)) in pools.items():
     ax.set(title=f"{layout}: $s_i^k$ over all anchors (K={index.shape[1]})", xlabel="similarity $s_i^k$")
     show_figure(fig, f"nb04_similarity_{layout}")
     truth = prep.dataset.clean_labels
-    if truth is None:
-        continue
-    train = prep.rows("train")
-    t = np.nan_to_num(truth[train])
-    rng = np.random.default_rng(0)
-    random_nb = rng.integers(0, len(train), size=index.shape)
-    agree = lambda nb: float((t[:, None, :] == t[nb]).all(-1).mean())  # same clean finding set
-    share = pd.Series({"KNN neighbours": agree(index), "random images": agree(random_nb)},
-                      name="fraction with the anchor's exact clean findings")
-    write_text(paths.tables / f"pools_neighbour_agreement_{layout}.csv", share.to_csv())
-    display(share.round(3))
+    if truth is not None:
+        share = neighbour_agreement(truth[prep.rows("train")], index)
+        write_text(paths.tables / f"pools_neighbour_agreement_{layout}.csv", share.to_csv())
+        display(share.round(3))

@@ -71,6 +71,12 @@ for name, archs in members.items():
     params[name] = sum(count_parameters(refs[a].model) for a in archs)
     speed[name] = inference_throughput([refs[a].model for a in archs], shape, batch_size=32, n_batches=5,
                                        device=device, amp=cfg.amp)
+
+# %% [markdown]
+# Table 3 puts them beside each model's mean AUC and the paper's numbers (on the NIH layout, which the
+# paper's Table 3 does not cover, the AUCs alone).
+
+# %%
 if layout == "chexpert":
     table = report.table3_ensembles(result, params=params, throughput=speed)
 else:

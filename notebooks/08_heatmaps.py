@@ -25,17 +25,20 @@ cases_per_finding = 2  # Fig. 5 shows two cases per finding
 max_cases = 60  # positive test cases scored per finding
 
 # %%
-import numpy as np
-import torch
 from IPython.display import Markdown, display
 
 from paperkit import experiment as ex
 from paperkit import report
-from paperkit.data.augment import augment_batch
-from paperkit.figures import HeatmapCase, fig5_heatmap_grid
-from paperkit.heatmaps import pcam_maps, score_masks
+from paperkit.figures import fig5_heatmap_grid
+from paperkit.localisation import mask_localisation
 from paperkit.notebook import setup, show_figure
 
+# %% [markdown]
+# ## The two targets
+# B and B+MODL+KNNS of the first seed on the NIH layout (else the profile's first), as notebook 05
+# trained them (their finished runs are loaded).
+
+# %%
 cfg, paths = setup(profile, data_root, overrides, notebook="08")
 layout = "nih" if "nih" in ex.layouts(cfg) else ex.layouts(cfg)[0]
 prep, soft, pool = ex.method_inputs(cfg, paths, layout)
@@ -51,31 +54,12 @@ models = {v: ex.train_run(cfg, paths, prep, cfg.target_arch, seed, v, soft=soft,
 # per positive test case:
 # $$\text{pointing hit} = \big[\arg\max_p H_p \in M\big], \qquad
 #   \mathrm{IoU} = \frac{|\{H \ge 0.5\} \cap M|}{|\{H \ge 0.5\} \cup M|}$$
-# (`paperkit.heatmaps.score_masks`), on the same centre crops the models were scored on.
+# (`paperkit.heatmaps.score_masks`), on the same centre crops the models were scored on
+# (`paperkit.localisation.mask_localisation`: up to `max_cases` cases per finding, the first
+# `cases_per_finding` of them drawn in Fig. 5).
 
 # %%
-test = prep.rows("test")
-truth = prep.labels("test")
-cases, scores = [], {v: [] for v in models}
-for c, finding in enumerate(prep.eval_classes):
-    positive = test[truth[:, c] == 1][:max_cases]
-    with_mask = [(r, m) for r in positive if (m := ex.finding_mask(cfg, prep, r, finding)) is not None]
-    if not with_mask:
-        continue
-    rows = np.array([r for r, _ in with_mask])
-    masks = np.stack([m for _, m in with_mask])
-    x = augment_batch(prep.images.load(rows), cfg.crop, train=False)  # centre crops, as the models were scored
-    column = int(prep.eval_columns[c])
-    maps, probs = {}, {}
-    with torch.no_grad():
-        for v, model in models.items():
-            maps[v] = pcam_maps(model, x)[:, column].numpy()
-            probs[v] = torch.sigmoid(model(x))[:, column].numpy()
-            scores[v].append(score_masks(maps[v], masks, [finding] * len(rows)))
-    image = x[:, 0].numpy()
-    for i in range(min(cases_per_finding, len(rows))):
-        cases.append(HeatmapCase(finding, image[i], {v: maps[v][i] for v in models},
-                                 {v: float(probs[v][i]) for v in models}, mask=masks[i]))
+cases, scores = mask_localisation(cfg, prep, models, max_cases=max_cases, cases_per_finding=cases_per_finding)
 print(f"{len(cases)} cases drawn, findings with masks: {len(scores['B'])}")
 
 # %% [markdown]

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from paperkit.artifacts import atomic_path
@@ -112,3 +113,31 @@ def load_pools(out_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.n
     """Read ``(index [N, K] int64, similarity [N, K] float32, image_ids [N] str)`` written by :func:`save_pools`."""
     with np.load(Path(out_dir) / POOLS_FILE, allow_pickle=False) as data:
         return data["index"], data["similarity"], data["image_ids"]
+
+
+def neighbour_agreement(truth: np.ndarray, index: np.ndarray, seed: int = 0) -> pd.Series:
+    """How often a neighbour has exactly its anchor's clean findings, against random images.
+
+    Parameters
+    ----------
+    truth
+        ``[N, C]`` clean labels of the anchors (unknown, ``NaN``, counts as negative).
+    index
+        ``[N, K]`` pools from :func:`neighbour_pools`: each anchor's neighbours, as rows of ``truth``.
+    seed
+        Seed of the ``[N, K]`` random images the neighbours are compared with.
+
+    Returns
+    -------
+    pandas.Series
+        ``KNN neighbours`` and ``random images``: the fraction of (anchor, image) pairs whose clean
+        finding sets are identical.
+    """
+    t = np.nan_to_num(truth)
+    random_images = np.random.default_rng(seed).integers(0, len(t), size=index.shape)
+
+    def agree(neighbours: np.ndarray) -> float:
+        return float((t[:, None, :] == t[neighbours]).all(-1).mean())
+
+    return pd.Series({"KNN neighbours": agree(index), "random images": agree(random_images)},
+                     name="fraction with the anchor's exact clean findings")

@@ -1,4 +1,4 @@
-"""Heatmaps and localisation scores on tiny, hand-made inputs."""
+"""Heatmaps and localisation scores on tiny, hand-made inputs, and notebook 08's scoring on a tiny benchmark."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from paperkit import experiment as ex
+from paperkit.config import resolve
 from paperkit.heatmaps import (
     box_to_input,
     compare_localisation,
@@ -20,6 +22,8 @@ from paperkit.heatmaps import (
     score_boxes,
     score_masks,
 )
+from paperkit.localisation import mask_localisation
+from paperkit.paths import RunPaths
 
 
 class _Head(nn.Module):
@@ -154,3 +158,18 @@ def test_scores_tables_and_paired_comparison():
     acc = iobb_accuracy(boxes)
     assert acc.loc["Mass", "T(IoBB)=0.1"] == 0.5 and acc.shape == (2, 7)
     assert compare_localisation(boxes, boxes, "iobb")["p"].eq(1.0).all()
+
+
+def test_mask_localisation_scores_every_model_on_the_same_masked_cases(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERKIT_RESULTS", str(tmp_path))
+    cfg = resolve("smoke", {"n_images": 120, "layouts": "nih"})
+    prep = ex.prepare(cfg, RunPaths.for_profile(cfg), "nih")
+    torch.manual_seed(0)
+    models = {"B": _StandIn(len(prep.classes)).eval(), "target": _StandIn(len(prep.classes)).eval()}
+    cases, scores = mask_localisation(cfg, prep, models, max_cases=3, cases_per_finding=1)
+    assert scores["B"] and len(scores["B"]) == len(scores["target"]) == len(cases)  # one case per finding
+    for b, target, case in zip(scores["B"], scores["target"], cases):
+        assert 0 < len(b) <= 3 and b[["case", "finding"]].equals(target[["case", "finding"]])
+        assert set(b["finding"]) == {case.finding}
+        assert case.image.shape == case.mask.shape == (cfg.crop, cfg.crop)
+        assert set(case.heatmaps) == set(case.probabilities) == set(models)

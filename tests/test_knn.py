@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperkit.knn import load_pools, neighbour_pools, save_pools
+from paperkit.knn import load_pools, neighbour_agreement, neighbour_pools, save_pools
 
 
 def _brute_force(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,3 +67,12 @@ def test_save_load_roundtrip(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "pools").iterdir()] == ["pools.npz"]  # no temporaries left
     with pytest.raises(ValueError, match="do not match"):
         save_pools(tmp_path / "bad", index, similarity, ids[:5])
+
+
+def test_neighbour_agreement_counts_identical_finding_sets():
+    truth = np.array([[1, 0], [1, 0], [0, 1], [np.nan, 1]])  # unknown counts as negative: rows 2 and 3 agree
+    index = np.array([[1, 2], [0, 3], [3, 0], [2, 1]])
+    share = neighbour_agreement(truth, index)
+    assert share["KNN neighbours"] == pytest.approx(4 / 8)
+    assert 0 <= share["random images"] <= 1
+    assert share["random images"] == neighbour_agreement(truth, index)["random images"]  # seeded

@@ -6,7 +6,7 @@ import pytest
 
 from paperkit.data.benchmark import sample_cases
 from paperkit.data.labels import NIH_CLASSES
-from paperkit.data.noise import NoiseConfig, apply_noise, label_rates
+from paperkit.data.noise import NoiseConfig, apply_noise, label_rates, mined_label_noise
 
 N = 6000
 # Tolerance: 4 binomial standard errors (PPV: + 0.02, since its calibration uses expected counts),
@@ -89,3 +89,12 @@ def test_bad_config_is_a_clear_error():
     rates["Hernia"] = (1.5, 0.5)
     with pytest.raises(ValueError, match="Hernia"):
         NoiseConfig(rates=rates)
+
+
+def test_mined_label_noise_counts_only_positive_mentions():
+    clean = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=float)
+    mined = np.array([[1, -1, 0], [0, 1, np.nan], [-1, 1, 0], [1, 0, 0]], dtype=float)
+    table = mined_label_noise(mined, clean, ["a", "b", "c"])
+    assert table["clean positives"].tolist() == [2, 1, 0] and table["mined positives"].tolist() == [2, 2, 0]
+    assert table["PPV"].tolist() == [0.5, 0.5, 0.0]
+    assert table["sensitivity"].tolist() == [0.5, 1.0, 0.0]

@@ -38,8 +38,10 @@ gave +1.0 and +2.0 in a GPU probe, so both changes contribute).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from paperkit.data.labels import NIH_CLASSES
 
@@ -263,3 +265,28 @@ def label_rates(clean: np.ndarray, noisy: np.ndarray) -> dict[str, dict[str, flo
             "n_reported": n_rep,
         }
     return out
+
+
+def mined_label_noise(mined: np.ndarray, clean: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """Per-class positives, PPV and sensitivity of mined labels against the clean truth, any layout.
+
+    Parameters
+    ----------
+    mined, clean
+        ``[n, C]`` labels; only ``1`` counts as positive (a CheXpert ``-1`` or a blank does not).
+    classes
+        The ``C`` class names, the table's index.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``clean positives, mined positives, PPV, sensitivity`` per class; a rate with an empty
+        denominator is 0.
+    """
+    mined, clean = np.asarray(mined) == 1, np.asarray(clean) == 1
+    true_pos = (mined & clean).sum(0)
+    return pd.DataFrame(
+        {"clean positives": clean.sum(0), "mined positives": mined.sum(0),
+         "PPV": true_pos / np.maximum(mined.sum(0), 1), "sensitivity": true_pos / np.maximum(clean.sum(0), 1)},
+        index=list(classes),
+    )
