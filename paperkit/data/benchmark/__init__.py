@@ -108,7 +108,8 @@ def generate_benchmark(
     step = Step(out_dir, config)
     if step.done:
         return read_manifest(out_dir)["summary"]
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+    this_benchmark = (read_manifest(out_dir) or {}).get("hash") == step.hash  # stale only: run_all.sh --force
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite and not this_benchmark:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite (overwrite=True) to replace it")
     t0 = time.perf_counter()
     draw = draw_benchmark(n_images, seed, noise)
