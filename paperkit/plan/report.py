@@ -29,16 +29,17 @@ def format_plan(plan: Plan, *, every_run: bool = True) -> str:
     rates = plan.rates
     lines.append(f"  rates: {rates.source if rates else 'none'}" + (f"; {plan.probe_note}" if plan.probe_note else ""))
     if every_run:
-        lines.append(f"  {'nb':3s} {'purpose':22s} {'run folder (checkpoints/)':46s} {'arch':20s} {'ep':>3s} "
-                     f"{'KNNS':10s} {'estimate':>9s}")
+        width = max([len(r.folder) for r in plan.runs] + [len(s.folder) for s in plan.steps] + [25])
+        lines.append(f"  {'nb':3s} {'purpose':22s} {'run folder (checkpoints/)':{width}s} {'arch':20s} {'ep':>3s} "
+                     f"{'KNNS':13s} {'estimate':>9s}")
         for run in plan.runs:
             knns = f"{run.knns_mode} K={run.k}" if run.knns_mode else "-"
             done = "finished" if run.finished else format_seconds(run.seconds)
-            lines.append(f"  {run.notebook:3s} {run.purpose:22s} {run.folder:46s} {run.arch:20s} {run.epochs:3d} "
-                         f"{knns:10s} {done:>9s}")
+            lines.append(f"  {run.notebook:3s} {run.purpose:22s} {run.folder:{width}s} {run.arch:20s} {run.epochs:3d} "
+                         f"{knns:13s} {done:>9s}")
         for step in plan.steps:
             done = "finished" if step.finished else format_seconds(step.seconds)
-            lines.append(f"  {step.notebook:3s} {'data':22s} {step.folder:46s} {step.what:35s} {done:>9s}")
+            lines.append(f"  {step.notebook:3s} {'data':22s} {step.folder:{width}s} {step.what:35s} {done:>9s}")
     lines.append(summary_line(plan))
     return "\n".join(lines)
 
