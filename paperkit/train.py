@@ -325,7 +325,7 @@ def _check_inputs(config: TrainConfig, data: RunData) -> None:
 
 
 def _label(run_dir: Path) -> str:
-    """``checkpoints/nih/ref-densenet_tiny-s0`` -> ``"ref-densenet_tiny-s0 (nih)"``."""
+    """``checkpoints/nih/B-densenet_tiny-s0-5c1e09a2`` -> ``"B-densenet_tiny-s0-5c1e09a2 (nih)"``."""
     return f"{run_dir.name} ({run_dir.parent.name})"
 
 
