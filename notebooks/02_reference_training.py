@@ -51,6 +51,8 @@ print("references:", ", ".join(cfg.reference_archs))
 # averaged over the batch (`paperkit.losses.bce_loss`; CheXpert's uncertain labels are first mapped
 # by U-Ones). The learning rate in epoch $e = 0, 1, \dots$ is $\eta\,\rho^{\lfloor e/s \rfloor}$ (the paper:
 # $\eta = 10^{-3}$, $\rho = 1/3$, $s = 2$; the profile's `lr`, `lr_gamma`, `lr_step_epochs`).
+# Each run names its own folder, `checkpoints/<dataset>/B-<arch>-s0-<hash>`, from everything that
+# changes it (`paperkit.runs.RunSpec`): another setting is another folder, never a silent retrain.
 
 # %%
 references = {}
