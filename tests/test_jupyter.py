@@ -186,26 +186,3 @@ def test_outputs_are_clean(smoke_run):
         warnings = re.findall(r"^(\w*Warning: .*)$", joined, flags=re.M)
         repeated = {w for w in warnings if warnings.count(w) > 1}
         assert not repeated, f"{name} repeats warnings: {sorted(repeated)[:3]}"
-
-
-@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
-def test_saving_from_jupyterlab_leaves_the_source_unchanged(source, tmp_path):
-    """JupyterLab's save goes through jupytext's contents manager: the .py it writes back is the .py
-    it read (no jupytext metadata header added), with the pairing from notebooks/jupytext.toml."""
-    import asyncio
-
-    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
-    from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
-
-    for name in (source.name, "jupytext.toml"):
-        (tmp_path / name).write_bytes((source.parent / name).read_bytes())
-    manager = build_async_jupytext_contents_manager_class(AsyncLargeFileManager)(root_dir=str(tmp_path))
-
-    async def open_and_save() -> None:
-        model = await manager.get(source.name)
-        assert model["type"] == "notebook"
-        await manager.save(model, source.name)
-
-    asyncio.run(open_and_save())
-    assert (tmp_path / source.name).read_text() == source.read_text()
-    assert (tmp_path / source.with_suffix(".ipynb").name).is_file()  # paired: the notebook side is written too
