@@ -73,7 +73,7 @@ class Tracker:
     Parameters
     ----------
     task
-        What runs, e.g. ``"B-densenet_tiny-s0-5c1e09a2 (nih)"``; the runner prints a line when it changes.
+        What runs, e.g. ``"B-densenet_tiny-s0-e3855a7f (nih-seed20261202)"``; the runner prints a line when it changes.
     stage
         Where in the task, e.g. ``"epoch 3/6"``.
     total
@@ -180,7 +180,7 @@ def read_status(path: Path) -> dict[str, Any]:
 
 
 def describe(status: Mapping[str, Any]) -> str:
-    """``"B-densenet_tiny-s0-5c1e09a2 (nih) epoch 3/6 · 340 img/s · ETA 1m10s"``; ``""`` when no task runs."""
+    """``"B-densenet_tiny-s0-e3855a7f (nih-seed20261202) epoch 3/6 · 340 img/s · ETA 1m10s"``; ``""`` when no task runs."""
     if not status.get("task"):
         return ""
     parts = [f"{status['task']} {status.get('stage', '')}".strip()]

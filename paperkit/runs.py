@@ -127,7 +127,7 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """Readable prefix and identity, e.g. ``B+KNNS-densenet121-s0-k=5-3fa9c2d1``."""
+        """Readable prefix and identity, e.g. ``B+KNNS-densenet121-s0-k=5-9f7257ed`` (the nih profile's K = 5 run)."""
         parts = [self.variant, self.config.arch, f"s{self.config.seed}", self.subset,
                  *(f"{key}={value}" for key, value in self.changes)]
         return "-".join(p for p in parts if p) + f"-{self.identity}"

@@ -325,7 +325,7 @@ def _check_inputs(config: TrainConfig, data: RunData) -> None:
 
 
 def _label(run_dir: Path) -> str:
-    """``checkpoints/nih/B-densenet_tiny-s0-5c1e09a2`` -> ``"B-densenet_tiny-s0-5c1e09a2 (nih)"``."""
+    """``checkpoints/nih-seed20261202/B-densenet_tiny-s0-e3855a7f`` -> ``"B-densenet_tiny-s0-e3855a7f (nih-seed20261202)"``."""
     return f"{run_dir.name} ({run_dir.parent.name})"
 
 
