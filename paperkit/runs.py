@@ -34,6 +34,8 @@ IDENTITY_LENGTH = 8
 MEMORISATION_VARIANTS = ("B", "B+MODL+KNNS")
 #: The name of the soft labels that average every reference of the profile (the paper's teachers).
 ALL_REFERENCES = "all"
+#: ``training_labels`` of a run trained on the benchmark's clean labels (:mod:`paperkit.ceiling`).
+CLEAN_LABELS = "clean"
 
 
 def identity(parts: Mapping[str, Any]) -> str:
@@ -129,6 +131,7 @@ class RunSpec:
     def name(self) -> str:
         """Readable prefix and identity, e.g. ``B+KNNS-densenet121-s0-k=5-9f7257ed`` (the nih profile's K = 5 run)."""
         parts = [self.variant, self.config.arch, f"s{self.config.seed}", self.subset,
+                 CLEAN_LABELS if self.training_labels == CLEAN_LABELS else "",
                  *(f"{key}={value}" for key, value in self.changes)]
         return "-".join(p for p in parts if p) + f"-{self.identity}"
 

@@ -66,3 +66,51 @@ def test_verdict_table_lists_layouts() -> None:
     assert list(table.display.index) == ["nih", "chexpert"]
     assert "+3.05" in table.display.loc["nih", "paper's gain"] and "+3.26" in table.display.loc["chexpert", "paper's gain"]
     assert "below the paper's" in table.display.loc["nih", "in words"]
+
+
+def _direct_mean_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """Mean over classes of sklearn's AUC, in float64 (%)."""
+    from sklearn.metrics import roc_auc_score
+
+    return 100 * float(np.mean([roc_auc_score(y[:, c], s[:, c]) for c in range(y.shape[1])]))
+
+
+def test_noise_cost_and_recovered_share_match_a_direct_formula(data) -> None:
+    rng, y, patients = data
+    by_seed = {s: {"B": scores(rng, y, 1.0), "B+MODL+KNNS": scores(rng, y, 1.3), "clean": scores(rng, y, 2.0)}
+               for s in range(3)}
+    g = seed_mean_gain(y, by_seed, patients, ["a", "b", "c"], n_boot=300, ceiling="clean")
+    mean = {m: np.mean([_direct_mean_auc(y, by_seed[s][m]) for s in by_seed]) for m in ("B", "B+MODL+KNNS", "clean")}
+    assert g.ceiling_auc == pytest.approx(mean["clean"])
+    assert g.noise_cost.value == pytest.approx(mean["clean"] - mean["B"])
+    assert g.recovered.value == pytest.approx((mean["B+MODL+KNNS"] - mean["B"]) / (mean["clean"] - mean["B"]))
+    assert g.noise_cost.ci_low <= g.noise_cost.value <= g.noise_cost.ci_high and g.noise_cost.ci_low > 0
+    assert g.recovered.ci_low <= g.recovered.value <= g.recovered.ci_high
+
+
+@pytest.mark.parametrize("model_strength, expect", [(1.0, 0.0), (2.0, 1.0)])
+def test_recovered_share_is_zero_at_b_and_one_at_the_ceiling(data, model_strength: float, expect: float) -> None:
+    rng, y, patients = data
+    rows = [(scores(rng, y, 1.0), scores(rng, y, 2.0)) for _ in range(2)]
+    by_seed = {s: {"B": b, "clean": c, "B+MODL+KNNS": b if model_strength == 1.0 else c} for s, (b, c) in enumerate(rows)}
+    g = seed_mean_gain(y, by_seed, patients, ["a", "b", "c"], n_boot=100, ceiling="clean")
+    assert g.recovered.value == pytest.approx(expect)
+    assert g.recovered.ci_low == pytest.approx(expect) and g.recovered.ci_high == pytest.approx(expect)
+
+
+def test_verdict_table_shows_the_ceiling(data) -> None:
+    rng, y, patients = data
+    by_seed = {s: {"B": scores(rng, y, 1.0), "B+MODL+KNNS": scores(rng, y, 1.3), "clean": scores(rng, y, 2.0)}
+               for s in range(2)}
+    g = seed_mean_gain(y, by_seed, patients, ["a", "b", "c"], n_boot=100, ceiling="clean")
+    table = verdict_table({"nih": g})
+    assert {"ceiling", "noise_cost", "recovered", "recovered_ci_low"} <= set(table.tidy.columns)
+    assert "recovered [95% CI]" in table.display.columns
+    assert "The label noise costs B" in table.tidy.loc[0, "verdict"]
+
+
+@pytest.mark.parametrize("sd, expect", [(1.43, 32), (0.26, 2), (0.0, 1)])
+def test_seeds_for_half_width(sd: float, expect: int) -> None:
+    from paperkit.verdict import seeds_for_half_width
+
+    assert seeds_for_half_width(sd) == expect

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from paperkit.config import Profile
-from paperkit.runs import (ALL_REFERENCES, Pools, RunSpec, SoftLabels, dataset_key, oof_subset, pruned_labels, run_spec,
-                           teacher_changes)
+from paperkit.runs import (ALL_REFERENCES, CLEAN_LABELS, Pools, RunSpec, SoftLabels, dataset_key, oof_subset,
+                           pruned_labels, run_spec, teacher_changes)
 from paperkit.runs import layouts as profile_layouts
 from paperkit.train import VARIANTS
 
@@ -103,6 +103,9 @@ def _collect(cfg: Profile) -> _Runs:
         for seed in cfg.seeds:
             for variant in ("B", "B+MODL+KNNS"):
                 runs.add("05", "headline", layout, target, seed, variant, soft=inputs[layout][0], pools=inputs[layout][1])
+    for layout in layouts if cfg.dataset == "benchmark" else ():  # 05: the clean-label ceiling (paperkit.ceiling)
+        for seed in cfg.seeds:
+            runs.add("05", "clean-label ceiling", layout, target, seed, labels=CLEAN_LABELS)
     n_single = cfg.ablation_seeds or len(cfg.seeds)  # 06: the single-term rows on the first seeds
     for layout in layouts:
         for i, seed in enumerate(cfg.seeds):

@@ -1,0 +1,66 @@
+"""The clean-label ceiling's training data: the same images and splits, the clean truth as every label."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from paperkit.ceiling import CEILING, ceiling_requests, clean_label_twin, has_clean_training_labels
+from paperkit.config import apply_overrides, get_profile
+from paperkit.data.datasets import XrayDataset
+from paperkit.experiment import Prepared
+from paperkit.runs import CLEAN_LABELS
+
+N, C = 40, 3
+
+
+def prepared(clean: np.ndarray | None) -> Prepared:
+    rng = np.random.default_rng(0)
+    mined = rng.choice([0.0, 1.0, -1.0, np.nan], size=(N, C))
+    split = np.array(["train"] * 24 + ["val"] * 6 + ["test"] * 10)
+    ids = np.array([f"img{i}" for i in range(N)])
+    dataset = XrayDataset("toy", None, ("a", "b", "c"), ids, ids, np.array([f"p{i // 2}" for i in range(N)]), ids,
+                          np.array(["PA"] * N), mined, split, clean)
+    targets = np.nan_to_num(np.clip(mined, 0, 1)).astype(np.float32)
+    return Prepared("toy-seed1", "nih", dataset, None, targets, np.ones((N, C), bool), ("a", "b"), np.array([0, 1]),
+                    "u_ones")
+
+
+@pytest.fixture()
+def clean() -> np.ndarray:
+    return (np.random.default_rng(1).random((N, C)) < 0.3).astype(np.float32)
+
+
+def test_twin_trains_and_selects_on_the_clean_truth(clean: np.ndarray) -> None:
+    prep = prepared(clean)
+    twin = clean_label_twin(prep)
+    np.testing.assert_array_equal(twin.targets, clean)
+    assert twin.mask.all()
+    np.testing.assert_array_equal(twin.mined_labels("val"), clean[prep.rows("val")])  # the epoch is chosen on clean
+    np.testing.assert_array_equal(twin.labels("test"), prep.labels("test"))  # scored on the same test truth
+    assert twin.key == prep.key and twin.training_labels == CLEAN_LABELS
+    np.testing.assert_array_equal(twin.dataset.split, prep.dataset.split)
+    assert prep.dataset.labels is not twin.dataset.labels and np.isnan(prep.dataset.labels).any()  # prep untouched
+
+
+def test_real_data_has_no_ceiling(clean: np.ndarray) -> None:
+    partial = clean.copy()
+    partial[3, 1] = np.nan  # one training image without clean truth
+    for prep in (prepared(None), prepared(partial)):
+        assert not has_clean_training_labels(prep)
+        assert ceiling_requests(get_profile("smoke"), prep) == []
+        with pytest.raises(ValueError, match="toy-seed1"):
+            clean_label_twin(prep)
+
+
+def test_ceiling_runs_are_b_on_clean_labels_for_every_seed(clean: np.ndarray) -> None:
+    cfg = apply_overrides(get_profile("smoke"), {"seeds": "0,1,2"})
+    prep = prepared(clean)
+    requests = ceiling_requests(cfg, prep)
+    assert [r.seed for r in requests] == [0, 1, 2]
+    specs = [r.spec(cfg) for r in requests]
+    assert all(s.variant == "B" and s.training_labels == CLEAN_LABELS and "-clean-" in s.name for s in specs)
+    b = dataclasses.replace(requests[0], prep=prep).spec(cfg)
+    assert b.folder != specs[0].folder and dataclasses.replace(b.config) == specs[0].config  # same training settings
+    assert CEILING == "B (clean labels)"
