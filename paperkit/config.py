@@ -225,6 +225,9 @@ _CHEXPERT = Profile(
 #: the cache (not in the plan without a probe; ~10 s at the bench target of 50 images/s per core) add
 #: ~25 s (`python -m paperkit plan --profile gpu --no-probe` prints its part). What no plan counts (8 kernel
 #: starts, bootstrap CIs, figures, loading checkpoints) takes the rest of ~6 minutes.
+#: Measured on one H200 (README, 2026-12-04): training runs at about 1/13 of inference, not 1/3
+#: (DenseNet-121 417-438 img/s), and each architecture's first epoch in a fresh kernel adds 13-67 s;
+#: 02 alone took over 8 minutes, so the profile takes far longer than this sizing says.
 _GPU = Profile(
     name="gpu",
     n_images=3000,
@@ -242,7 +245,7 @@ _GPU = Profile(
     teaching=("faithful_knns",),  # memorisation curves would score train + test each epoch of 16 runs: ~35 s
     device="cuda",
     notes=("The paper's six references and DenseNet-121 at its resolution (256 px images, 224 crops) on the "
-           "embedded benchmark, every notebook, sized for ~6 minutes on one H200: 3,000 images per layout, "
+           "embedded benchmark, every notebook: 3,000 images per layout, "
            "3 epochs, 3 seeds, from scratch (-p pretrained=imagenet or a weights folder for ImageNet "
            "initialisation). A scale check of the pipeline on a GPU: models this briefly trained from "
            "scratch are weak, so its AUCs are not the paper's. Needs a CUDA GPU."),
