@@ -73,9 +73,9 @@ class _Bench:
 
     @property
     def layout(self) -> torch.memory_format:
-        import torch
+        from paperkit.runtime import memory_format
 
-        return torch.channels_last if self.cuda else torch.contiguous_format
+        return memory_format(self.dev)
 
     def autocast(self) -> AbstractContextManager:
         import torch
