@@ -8,7 +8,8 @@ with the trainer's thread count and determinism settings, the model and its cent
 in the layout under test (data loading and random crops are left out: the trainer prefetches them).
 Inference: :func:`paperkit.inference.predict` (uint8 images -> centre crop -> probabilities) in
 the layout under test. Defaults: the cpu profile's target, densenet_tiny, 64 -> 56 px, batch 32,
-2 threads; about a minute.
+2 threads; about 40 s on an idle 2-core machine. Another multi-threaded torch process on the same
+cores slows both layouts many-fold (one run took over 10 minutes so), and the ratio then says little.
 
     python bench/bench_channels_last.py
     python bench/bench_channels_last.py --arch resnet_tiny --threads 1 --repeats 9
