@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from paperkit.data.augment import augment_batch
+from paperkit.runtime import memory_format
 
 
 class NeighbourBank:
@@ -85,9 +86,7 @@ class NeighbourBank:
         index = torch.as_tensor(np.asarray(rows, dtype=np.int64))
         for start in range(0, len(index), batch_size):
             part = index[start : start + batch_size]
-            x = augment_batch(images.load(part).to(device), crop, False)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = augment_batch(images.load(part).to(device), crop, False).contiguous(memory_format=memory_format(device))
             with amp:
                 self.write(part.to(device), model(x).float(), 0.0)
         for name, b in model.named_buffers():

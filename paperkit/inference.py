@@ -11,6 +11,7 @@ import torch
 from paperkit.checkpoint import load_checkpoint
 from paperkit.data.augment import augment_batch
 from paperkit.models import Classifier, create_model
+from paperkit.runtime import memory_format
 
 if TYPE_CHECKING:
     from paperkit.run_state import ImageSource
@@ -18,22 +19,23 @@ if TYPE_CHECKING:
 
 def predict(
     model: torch.nn.Module, images: ImageSource, indices: np.ndarray, crop: int, *,
-    batch_size: int = 128, device: str | torch.device = "cpu",
+    batch_size: int = 128, device: str | torch.device = "cpu", layout: torch.memory_format | None = None,
 ) -> np.ndarray:
     """Probabilities ``[n, C]`` (float32) of ``images`` at ``indices``: centre crop, eval mode, no grad.
 
-    The model is moved to ``device``; on CUDA inputs are channels_last under bf16 autocast.
+    The model and its inputs are moved to ``device`` in ``layout`` (default: the trainer's,
+    :func:`paperkit.runtime.memory_format`); on CUDA under bf16 autocast.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    model.to(device).eval()
+    layout = memory_format(device) if layout is None else layout
+    model.to(device, memory_format=layout).eval()
     index = np.asarray(indices, dtype=np.int64)
     out = []
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
         for start in range(0, len(index), batch_size):
             x = augment_batch(images.load(index[start : start + batch_size]).to(device, non_blocking=True), crop, False)
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=layout)
             out.append(torch.sigmoid(model(x).float()).cpu())
     n_classes = getattr(model, "num_classes", 0)
     return torch.cat(out).numpy() if out else np.zeros((0, n_classes), dtype=np.float32)
@@ -75,14 +77,15 @@ def inference_throughput(
     device
         Where to measure; the models are moved there (and stay).
     amp
-        On CUDA, run as the kit predicts (:func:`paperkit.inference.predict`): bf16 autocast and
-        channels_last. Ignored on the CPU.
+        Run as the kit predicts (:func:`paperkit.inference.predict`): in its memory layout
+        (:func:`paperkit.runtime.memory_format`) and, on CUDA, under bf16 autocast. Else float32
+        in the contiguous layout.
     """
     import contextlib
 
     cuda = device.startswith("cuda")
     fast = amp and cuda
-    layout = torch.channels_last if fast else torch.contiguous_format
+    layout = memory_format(device) if amp else torch.contiguous_format
     members = [models] if not isinstance(models, Sequence) else list(models)
     x = torch.randn(batch_size, *input_shape, device=device).contiguous(memory_format=layout)
     for m in members:

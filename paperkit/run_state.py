@@ -34,7 +34,7 @@ from paperkit.bank import NeighbourBank
 from paperkit.checkpoint import global_rng_state, load_checkpoint, save_checkpoint, set_global_rng_state
 from paperkit.inference import predict
 from paperkit.models import Classifier, create_model
-from paperkit.runtime import gather_objects, pick_device
+from paperkit.runtime import gather_objects, memory_format, pick_device
 
 #: Offset between the batch-order seed and the neighbour-sampling seed (any fixed constant).
 KNNS_SEED_OFFSET = 7919
@@ -163,7 +163,7 @@ class RunState:
         torch.manual_seed(config.seed)  # model initialisation depends on the seed only
         model = create_model(config.arch, data.n_classes, in_chans=1, head=config.head,
                              pretrained=config.pretrained or None)
-        model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+        model.to(device, memory_format=memory_format(device))
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas,
                                      weight_decay=config.weight_decay)
         state = cls(config=config, data=data, step=step, device=device, rank=rank, world=world, model=model,

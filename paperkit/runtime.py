@@ -23,6 +23,13 @@ def pick_device(name: str, rank: int) -> torch.device:
     return torch.device(name)
 
 
+def memory_format(device: torch.device | str) -> torch.memory_format:
+    """The memory layout of the model and its input batches on ``device``, in training, the KNNS
+    bank's warm start, inference and the plan's probe alike: channels_last on CUDA and on the CPU."""
+    # CPU too: 1.35x training, 1.39x predict img/s (bench/bench_channels_last.py, densenet_tiny 56 px, 2 cores)
+    return torch.channels_last if torch.device(device).type in ("cuda", "cpu") else torch.contiguous_format
+
+
 def prefetch(items: Iterator[Any]) -> Iterator[Any]:
     """Produce the next item in a background thread while the caller works on the current one.
 

@@ -52,7 +52,7 @@ from paperkit.losses import bce_loss, knns_loss, modl_loss
 from paperkit.models import Classifier, pretrained_source
 from paperkit.inference import load_model, predict
 from paperkit.run_state import ArrayImages, ImageSource, RunData, RunState, run_config
-from paperkit.runtime import all_gather_rows, prefetch
+from paperkit.runtime import all_gather_rows, memory_format, prefetch
 
 VARIANTS = ("B", "B+MODL", "B+KNNS", "B+MODL+KNNS")
 __all__ = ["ArrayImages", "ImageSource", "TrainConfig", "TrainResult", "VARIANTS", "fit", "load_model", "predict"]
@@ -295,7 +295,7 @@ class EpochPlan:
             k = self.state.config.k
             top, left, flip = (torch.cat([a, t[self._mine(k)]]) for a, t in zip((top, left, flip), self.nb_crops[s]))
         x = apply_crops(images, top, left, flip, self.state.config.crop)
-        return x.contiguous(memory_format=torch.channels_last) if self.state.cuda else x
+        return x.contiguous(memory_format=memory_format(self.state.device))
 
     def neighbour_logits(self, s: int, rows: torch.Tensor, neighbours: torch.Tensor,
                          forwarded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:

@@ -12,6 +12,8 @@ import paperkit.train as train
 from paperkit.checkpoint import load_checkpoint, save_checkpoint
 from paperkit.config import get_profile
 from paperkit.knn import neighbour_pools
+from paperkit.models import create_model
+from paperkit.runtime import memory_format
 from paperkit.train import ArrayImages, TrainConfig, fit, load_model, predict
 
 N, C, SIZE, CROP = 48, 3, 20, 16
@@ -275,3 +277,22 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused(tmp_path: Path) -> Non
     with pytest.raises(pickle.UnpicklingError):
         load_checkpoint(path)
     assert run_state.resumable_checkpoint(path, "any") is None  # a run there starts over instead
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_model_and_batches_are_channels_last_on_cpu_and_cuda(device: str) -> None:
+    assert memory_format(device) == memory_format(torch.device(device)) == torch.channels_last
+
+
+def test_channels_last_logits_match_contiguous_on_cpu() -> None:
+    """Same weights, same input: the layouts differ by float rounding only (eval and train mode)."""
+    torch.manual_seed(0)
+    contiguous = create_model("densenet_tiny", 14, in_chans=1, head="pcam")
+    nhwc = create_model("densenet_tiny", 14, in_chans=1, head="pcam").to(memory_format=torch.channels_last)
+    nhwc.load_state_dict(contiguous.state_dict())
+    x = torch.randn(8, 1, 56, 56)
+    for mode in ("eval", "train"):
+        with torch.no_grad():
+            a = getattr(contiguous, mode)()(x)
+            b = getattr(nhwc, mode)()(x.contiguous(memory_format=torch.channels_last))
+        assert ((a - b).abs().max() / a.abs().max()).item() < 1e-4

@@ -73,9 +73,9 @@ class _Bench:
 
     @property
     def layout(self) -> torch.memory_format:
-        import torch
+        from paperkit.runtime import memory_format
 
-        return torch.channels_last if self.cuda else torch.contiguous_format
+        return memory_format(self.dev)
 
     def autocast(self) -> AbstractContextManager:
         import torch
@@ -172,7 +172,7 @@ def probe(cfg: Profile, device: str, archs: Sequence[str], *, steps: int = 3, bu
           total_budget_s: float = PROBE_BUDGET_S, echo: Callable[..., None] = lambda *a, **k: None) -> Rates:
     """Measure training and inference throughput of ``archs`` on ``device``, as the trainer runs them.
 
-    Random inputs at the profile's crop and batch size, the trainer's settings (channels_last and bf16
+    Random inputs at the profile's crop and batch size, the trainer's settings (channels_last, bf16
     autocast on CUDA when ``amp``; Adam; BCE). A faithful KNNS step is a BCE step on a (K+1)-fold
     batch of the target (anchors and neighbours go through the network together). Data loading is not
     measured (it is prefetched in a background thread during training). Benchmark rendering and cache
