@@ -26,13 +26,13 @@ start, evaluation (bootstrap CIs), figures and test-set predictions.
 from paperkit.plan.build import EFFICIENT_FACTOR, NOT_INCLUDED, DataStep, Plan, build_plan, estimate, make_plan
 from paperkit.plan.cli import add_arguments, main
 from paperkit.plan.measure import CPU_PROBE_MAX_PARAMS, N_CLASSES, PROBE_BUDGET_S, parameter_count, probe, probe_device
-from paperkit.plan.rates import H200_CROP, H200_FAITHFUL, H200_INFERENCE, H200_TRAIN_FRACTION, Rates, nominal_rates
+from paperkit.plan.rates import H200_CROP, H200_FAITHFUL, H200_INFERENCE, H200_TRAIN, H200_WARMUP, Rates, nominal_rates
 from paperkit.plan.report import PLAN_FILE, format_plan, format_seconds, plan_vs_measured, summary_line, write_plan
 from paperkit.plan.runs import PlannedRun, SoftLabelSet, planned_runs
 from paperkit.plan.sizes import DataSize, data_sizes, nominal_size
 
 __all__ = ["CPU_PROBE_MAX_PARAMS", "EFFICIENT_FACTOR", "H200_CROP", "H200_FAITHFUL", "H200_INFERENCE",
-           "H200_TRAIN_FRACTION", "N_CLASSES", "NOT_INCLUDED", "PLAN_FILE", "PROBE_BUDGET_S", "DataSize", "DataStep",
+           "H200_TRAIN", "H200_WARMUP", "N_CLASSES", "NOT_INCLUDED", "PLAN_FILE", "PROBE_BUDGET_S", "DataSize", "DataStep",
            "Plan", "PlannedRun", "Rates", "SoftLabelSet", "add_arguments", "build_plan", "data_sizes", "estimate",
            "format_plan", "format_seconds", "main", "make_plan", "nominal_rates", "nominal_size", "parameter_count",
            "plan_vs_measured", "planned_runs", "probe", "probe_device", "summary_line", "write_plan"]

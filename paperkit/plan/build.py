@@ -109,11 +109,14 @@ def build_plan(cfg: Profile, paths: RunPaths | None = None, *, counted: Mapping[
     paths = paths or RunPaths.for_profile(cfg)
     sizes = data_sizes(cfg, paths, counted)
     collected = _collect(cfg)
-    runs = []
+    runs, warm = [], set()
     for run in collected.runs.values():
         parts = estimate(run, sizes.get(run.dataset_key), rates, cfg.batch_size)
-        runs.append(dataclasses.replace(run, finished=not redo and read_manifest(paths.run_dir(run.folder)) is not None,
-                                        seconds=sum(parts) if parts else None,
+        finished = not redo and read_manifest(paths.run_dir(run.folder)) is not None
+        if parts and not finished and (run.notebook, run.arch) not in warm:  # its first epoch in this kernel
+            warm.add((run.notebook, run.arch))
+            parts = (parts[0] + rates.warmup.get(run.arch, 0.0), parts[1])
+        runs.append(dataclasses.replace(run, finished=finished, seconds=sum(parts) if parts else None,
                                         train_seconds=parts[0] if parts else None))
     own = _own_keys(cfg)
     steps: list[DataStep] = []

@@ -88,15 +88,18 @@ class _Bench:
 
         return torch.randn(n, 1, crop, crop, device=self.dev).contiguous(memory_format=self.layout)
 
-    def timed(self, fn: Callable[[], None]) -> float:
+    def timed(self, fn: Callable[[], None]) -> tuple[float, float]:
         """Median seconds of ``fn`` over up to :attr:`steps` calls after :attr:`warmup` (fewer once
-        :attr:`budget_s` is spent), the device synchronised around each."""
+        :attr:`budget_s` is spent), the device synchronised around each, and the seconds the warm-up
+        calls took beyond as many timed ones (what a fresh kernel pays once: cuDNN autotuning)."""
         import torch
 
         sync = torch.cuda.synchronize if self.cuda else (lambda: None)
+        t0 = time.perf_counter()
         for _ in range(self.warmup):
             fn()
         sync()
+        warm = time.perf_counter() - t0
         times: list[float] = []
         start = time.perf_counter()
         while len(times) < self.steps and (not times or time.perf_counter() - start < self.budget_s):
@@ -104,7 +107,8 @@ class _Bench:
             fn()
             sync()
             times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        median = statistics.median(times)
+        return median, max(0.0, warm - self.warmup * median)
 
 
 @contextmanager
@@ -143,9 +147,11 @@ def _training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ben
     return run
 
 
-def _probe_arch(cfg: Profile, arch: str, bench: _Bench, faithful: bool) -> tuple[float, float, float | None]:
-    """Training and inference images/s of ``arch`` and, where ``faithful``, the faithful KNNS step time
-    relative to a BCE step (a (K+1)-fold batch: anchors and neighbours go through the network together)."""
+def _probe_arch(cfg: Profile, arch: str, bench: _Bench,
+                faithful: bool) -> tuple[float, float, float | None, float]:
+    """Training and inference images/s of ``arch``, where ``faithful`` the faithful KNNS step time
+    relative to a BCE step (a (K+1)-fold batch: anchors and neighbours go through the network together),
+    and the warm-up seconds of its training and inference steps."""
     import torch
 
     from paperkit.models import create_model
@@ -155,17 +161,18 @@ def _probe_arch(cfg: Profile, arch: str, bench: _Bench, faithful: bool) -> tuple
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas)
     batch = cfg.batch_size
     model.train()
-    t_step = bench.timed(_training_step(model, optimizer, bench, batch, cfg.crop))
+    t_step, warm_train = bench.timed(_training_step(model, optimizer, bench, batch, cfg.crop))
     ratio = None
     if faithful:
-        ratio = bench.timed(_training_step(model, optimizer, bench, batch * (cfg.k + 1), cfg.crop)) / t_step
+        ratio = bench.timed(_training_step(model, optimizer, bench, batch * (cfg.k + 1), cfg.crop))[0] / t_step
     model.eval()
     x = bench.images(batch * 4, cfg.crop)  # validation's batch
 
     def forward() -> None:
         with torch.inference_mode(), bench.autocast():
             model(x)
-    return batch / t_step, batch * 4 / bench.timed(forward), ratio
+    t_infer, warm_infer = bench.timed(forward)
+    return batch / t_step, batch * 4 / t_infer, ratio, warm_train + warm_infer
 
 
 def probe(cfg: Profile, device: str, archs: Sequence[str], *, steps: int = 3, budget_s: float = 3.0,
@@ -186,6 +193,7 @@ def probe(cfg: Profile, device: str, archs: Sequence[str], *, steps: int = 3, bu
     needs_faithful = any(r.knns_mode == "faithful" for r in planned_runs(cfg))
     train: dict[str, float] = {}
     infer: dict[str, float] = {}
+    warmup: dict[str, float] = {}
     ratio, start, skipped = 0.0, time.perf_counter(), []
     with _trainer_settings(bench.cuda, cfg.num_threads):
         for arch in archs:
@@ -194,7 +202,7 @@ def probe(cfg: Profile, device: str, archs: Sequence[str], *, steps: int = 3, bu
                 continue
             t_arch = time.perf_counter()
             measure_faithful = arch == cfg.target_arch and needs_faithful
-            train[arch], infer[arch], faithful = _probe_arch(cfg, arch, bench, measure_faithful)
+            train[arch], infer[arch], faithful, warmup[arch] = _probe_arch(cfg, arch, bench, measure_faithful)
             ratio = ratio if faithful is None else faithful
             echo(f"  probe {arch}: train {train[arch]:,.0f} img/s, inference {infer[arch]:,.0f} img/s "
                  f"({time.perf_counter() - t_arch:.1f} s)", flush=True)
@@ -210,7 +218,7 @@ def probe(cfg: Profile, device: str, archs: Sequence[str], *, steps: int = 3, bu
         source += (f"; probe stopped after its {total_budget_s:.0f} s budget"
                    + (f": no rate for {', '.join(skipped)}" if skipped else "") + " (a loaded machine?)")
     return Rates(f"{device} ({name})" if bench.cuda else "cpu", source, train, infer, cfg.k if ratio else 0, ratio,
-                 render, decode)
+                 render, decode, warmup)
 
 
 def _probe_data(cfg: Profile, n: int = 16) -> tuple[float | None, float | None]:
