@@ -171,7 +171,7 @@ _CPU = Profile(
         "Embedded benchmark on a 2-core CPU: 64 px images (crop 56) instead of 256/224, six small "
         "from-scratch references (three DenseNets and three other families, paperkit.models.TINY_ARCHS) "
         "instead of the paper's six ImageNet CNNs, the smallest DenseNet (densenet_tiny) as target instead "
-        "of DenseNet-121 (no ImageNet weights here), 6 epochs instead of 10, and memory-bank (efficient) "
+        "of DenseNet-121 (from scratch, so it runs offline), 6 epochs instead of 10, and memory-bank (efficient) "
         "KNNS instead of forwarding every neighbour."
     ),
 )
@@ -237,7 +237,7 @@ _GPU = Profile(
     crop=224,
     reference_archs=PAPER_REFERENCES,
     target_arch="densenet121",
-    pretrained="none",  # no network here; -p pretrained=imagenet or a weights folder restores the paper's
+    pretrained="none",  # runs offline; -p pretrained=imagenet or a weights folder restores the paper's
     epochs=3,  # paper: 10; lr still divided by 3 every 2 epochs
     seeds=(0, 1, 2),
     ablation_seeds=1,
