@@ -34,6 +34,7 @@ from paperkit.bank import NeighbourBank
 from paperkit.checkpoint import global_rng_state, load_checkpoint, save_checkpoint, set_global_rng_state
 from paperkit.inference import predict
 from paperkit.models import Classifier, create_model
+from paperkit.noisy_losses import DEFAULT_METHOD, get_method
 from paperkit.runtime import gather_objects, memory_format, pick_device
 
 #: Offset between the batch-order seed and the neighbour-sampling seed (any fixed constant).
@@ -143,6 +144,7 @@ class RunState:
     best_auc: float = -math.inf
     history: list[dict[str, Any]] = field(default_factory=list)
     deterministic_before: bool = False
+    method_state: dict[str, Any] = field(default_factory=dict)  # the L_cls method's own (paperkit.noisy_losses)
 
     @property
     def cuda(self) -> bool:
@@ -174,7 +176,7 @@ class RunState:
                     bank=(NeighbourBank(len(data.images), data.n_classes, device)
                           if config.gamma_knns > 0 and config.knns_mode == "efficient" else None),
                     amp=torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and config.amp
-                    else nullcontext(), deterministic_before=before)
+                    else nullcontext(), deterministic_before=before, method_state={"n_rows": len(data.images)})
         resumed = state.restart_from_checkpoint()
         if world > 1:
             dist.barrier()  # rank 0 has prepared the run folder before anyone reads or writes it
@@ -204,6 +206,8 @@ class RunState:
         set_global_rng_state(ck["rng"][self.rank])
         if self.bank is not None:
             self.bank.load_state_dict(ck["bank"])
+        self.method_state = {k: v.to(self.device) if torch.is_tensor(v) else v
+                             for k, v in (ck.get("method_state") or self.method_state).items()}
         return True
 
     def end_epoch(self, terms: torch.Tensor, train_s: float, train_cpu_s: float, images_seen: int) -> None:
@@ -236,7 +240,8 @@ class RunState:
                 **meta, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "best_epoch": self.best_epoch, "best_auc": self.best_auc, "history": self.history,
                 "data_gen": self.data_gen.get_state(), "knns_gen": self.knns_gen.get_state(), "rng": rng,
-                "bank": self.bank.state_dict() if self.bank is not None else None})
+                "bank": self.bank.state_dict() if self.bank is not None else None,
+                "method_state": self.method_state})
             write_metrics(self.step.out_dir, self.history)  # for watching a run; rewritten by finish()
         if self.world > 1:
             dist.barrier()  # nobody starts the next epoch (or returns) before the files exist
@@ -277,9 +282,20 @@ class RunState:
 
 
 def run_config(config: Any) -> dict[str, Any]:
-    """The config fields that name a run (thread count does not change results)."""
+    """The config fields that name a run (thread count does not change results).
+
+    The L_cls method appears only when it is not BCE, and its parameter only when it is not the
+    method's default: every run from before the methods existed keeps its identity (and folder),
+    and a method's default named or left out is one run.
+    """
     out = dataclasses.asdict(config)
     out.pop("num_threads")
+    method = out.pop("method", DEFAULT_METHOD)
+    param = get_method(method).resolve(out.pop("method_param", None))
+    if method != DEFAULT_METHOD:
+        out["method"] = method
+        if param != get_method(method).default:
+            out["method_param"] = param
     return out
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from paperkit.artifacts import fingerprint
 from paperkit.config import Profile
+from paperkit.noisy_losses import get_method
 from paperkit.run_state import run_config
 from paperkit.train import TrainConfig
 
@@ -147,13 +148,19 @@ def run_spec(cfg: Profile, data: str, training_labels: str, arch: str, seed: int
     """The spec of one run of ``cfg`` (see :meth:`paperkit.train.TrainConfig.from_profile` for ``variant``).
 
     ``changes`` override single training fields; those equal to the profile's value are dropped, so a
-    run has one spec however it is requested. Soft labels and pools count only where the variant reads
-    them: B is not renamed when the soft labels change.
+    run has one spec however it is requested (a ``method_param`` equal to its method's default too).
+    A label-noise method is such a change: ``changes={"method": "gce", "method_param": 0.5}`` (see
+    :mod:`paperkit.noisy_losses`). Soft labels and pools count only where the run reads them (MODL,
+    or a method that needs soft labels; KNNS): B is not renamed when the soft labels change.
     """
     base = TrainConfig.from_profile(cfg, arch, seed, variant)
-    changed = tuple(sorted((k, v) for k, v in (changes or {}).items() if getattr(base, k) != v))
+    changes = dict(changes or {})
+    method = get_method(changes.get("method", base.method))
+    if changes.get("method_param") is not None and float(changes["method_param"]) == method.default:
+        changes["method_param"] = None  # the default named is the default left out: one run, one name
+    changed = tuple(sorted((k, v) for k, v in changes.items() if getattr(base, k) != v))
     config = dataclasses.replace(base, **dict(changed))
-    soft = soft if config.lambda_modl > 0 else None
+    soft = soft if config.lambda_modl > 0 or method.needs_soft else None
     pools = pools if config.gamma_knns > 0 else None
     own_teachers = soft is None or soft.name == ALL_REFERENCES
     plain = not subset and not changed and training_labels == cfg.uncertain_policy and own_teachers

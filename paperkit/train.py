@@ -6,6 +6,11 @@
 References and B use λ = γ = 0. Paper settings ("Implementation Details"): Adam, lr 1e-3, betas
 0.9/0.999, batch 32, 10 epochs, lr ÷ 3 every 2 epochs, random 224 crops of 256 images.
 
+L_cls is BCE unless ``TrainConfig.method`` names another classification loss registered in
+:mod:`paperkit.noisy_losses` (label-noise methods: GCE, soft bootstrapping, ELR, distillation alone,
+or a reader's own); MODL and KNNS are added to it unchanged, and method ``"bce"`` (the default)
+trains bit for bit as before. The history's ``bce`` column is L_cls, whichever method computes it.
+
 KNNS has two modes (``TrainConfig.knns_mode``):
 
 - ``faithful`` (the paper): each anchor's K neighbours are drawn from its pool (which may hold more
@@ -48,9 +53,10 @@ from paperkit import progress as live
 from paperkit.artifacts import Step, read_manifest
 from paperkit.config import Profile
 from paperkit.data.augment import apply_crops, crop_params
-from paperkit.losses import bce_loss, knns_loss, modl_loss
+from paperkit.losses import knns_loss, modl_loss
 from paperkit.models import Classifier, pretrained_source
 from paperkit.inference import load_model, predict
+from paperkit.noisy_losses import DEFAULT_METHOD, get_method
 from paperkit.run_state import ArrayImages, ImageSource, RunData, RunState, run_config
 from paperkit.runtime import all_gather_rows, memory_format, prefetch
 
@@ -84,6 +90,8 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast, CUDA only
     sync_bn: bool = True  # SyncBatchNorm under multi-GPU DDP
     num_threads: int = 0  # torch CPU threads, 0 = default (does not change results)
+    method: str = DEFAULT_METHOD  # L_cls, a name registered in paperkit.noisy_losses ("bce": the paper's)
+    method_param: float | None = None  # the method's one setting, None = its default
 
     @classmethod
     def from_profile(cls, profile: Profile, arch: str, seed: int, variant: str = "B", **changes: Any) -> "TrainConfig":
@@ -195,7 +203,7 @@ def fit_run(config: TrainConfig, data: RunData, run_dir: str | Path, *, progress
             t0, cpu0, sums = time.perf_counter(), time.process_time(), torch.zeros(4, device=state.device)
             bar = _epoch_tracker(state, plan, Path(run_dir), progress)
             for s, batch in enumerate(prefetch(plan.batches())):
-                sums += training_step(state, plan, s, *batch)  # eq. 1: BCE + λ·MODL + γ·KNNS
+                sums += training_step(state, plan, s, *batch)  # eq. 1: L_cls + λ·MODL + γ·KNNS
                 _advance(bar, sums, s, plan)
             if bar is not None:
                 bar.close()
@@ -215,29 +223,32 @@ def fit_run(config: TrainConfig, data: RunData, run_dir: str | Path, *, progress
 def training_step(state: RunState, plan: "EpochPlan", s: int, rows: torch.Tensor, neighbours: torch.Tensor | None,
                   images: torch.Tensor) -> torch.Tensor:
     """One optimiser step on eq. 1 for this rank's share of batch ``s``; returns the detached
-    ``[loss, L_cls, L_distri, Σ_k L_neigh]`` (the last two unweighted)."""
+    ``[loss, L_cls, L_distri, Σ_k L_neigh]`` (the last two unweighted; L_cls is ``config.method``'s loss)."""
     config, data, device = state.config, state.data, state.device
     x = plan.augment(s, images.to(device, non_blocking=True))
     with state.amp:
         out = state.net(x)
     logits = out[: len(rows)].float()  # the anchors; losses in float32 even under bf16 autocast
     mask = data.mask[rows].to(device) if data.mask is not None else None
-    bce = bce_loss(logits, data.targets[rows].to(device), mask)  # L_cls
-    modl = knns = bce.new_zeros(())
+    soft = data.soft[rows].to(device) if data.soft is not None else None
+    method = get_method(config.method)  # L_cls: BCE, or a label-noise method (paperkit.noisy_losses)
+    cls = method.loss(logits, data.targets[rows].to(device), mask, soft, rows, plan.epoch,
+                      method.resolve(config.method_param), state.method_state)
+    modl = knns = cls.new_zeros(())
     if config.lambda_modl > 0:  # L_distri (eq. 2): KL(l_i ‖ f(x_i))
-        modl = modl_loss(logits, data.soft[rows].to(device), config.kl_form)
+        modl = modl_loss(logits, soft, config.kl_form)
     if config.gamma_knns > 0:  # Σ_k s_ik · KL(f(x_i^k) ‖ f(x_i)) (eqs. 3-4)
         nb_logits, similarity, detached = plan.neighbour_logits(s, rows, neighbours, out[len(rows):])
         knns = knns_loss(logits, nb_logits, similarity, config.kl_form, detach_neighbours=detached,
                          k_reduction=config.knns_k_reduction)
-    loss = bce + config.lambda_modl * modl + config.gamma_knns * knns  # eq. 1
+    loss = cls + config.lambda_modl * modl + config.gamma_knns * knns  # eq. 1
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     state.optimizer.step()
     if state.bank is not None:  # this step's anchors become the neighbours' stored predictions
         state.bank.write(plan.global_rows(s).to(device), all_gather_rows(logits.detach(), state.world),
                          plan.epoch + (s + 1) / plan.steps)
-    return torch.stack([loss, bce, modl, knns]).detach()
+    return torch.stack([loss, cls, modl, knns]).detach()
 
 
 @dataclass
@@ -314,6 +325,10 @@ def _check_inputs(config: TrainConfig, data: RunData) -> None:
     """Raise ``ValueError`` on inputs the config cannot train with."""
     if config.lambda_modl > 0 and data.soft is None:
         raise ValueError("lambda_modl > 0 needs soft_labels")
+    method = get_method(config.method)
+    method.resolve(config.method_param)  # a parameter for a method that takes none
+    if method.needs_soft and data.soft is None:
+        raise ValueError(f"method {config.method!r} needs soft_labels")
     if config.gamma_knns > 0 and (data.pool_index is None or data.pool_index.shape[1] < config.k):
         raise ValueError(f"gamma_knns > 0 needs pools [len(train_index), >= k={config.k}] over train_index")
     if config.knns_mode not in ("faithful", "efficient"):
