@@ -20,6 +20,26 @@ off (``teaching=()``); instead B records per-epoch curves on the training (mined
 (mined, clean) images, which never select anything. AUCs are macro means over the layout's
 evaluated findings (``prep.eval_columns``), as in the paper's tables.
 
+Findings (run 2026-12-04 on a shared 2-core CPU, one torch thread; ``table.jsonl`` holds the rows):
+no candidate met (a) and (b) on both layouts, so no profile was added.
+
+- NIH layout: every 5,000-image schedule meets both, with a trade-off. ``cpu`` itself: gap +3.7
+  (ceiling - B 4.9); ``e12_flat``: +5.3 (2.5); ``e20_flat``: +6.8 (2.2). A longer flat schedule widens
+  the gap but B keeps gaining clean-label AUC (83.5 -> 89.3), so the headroom shrinks toward 2.
+- CheXpert layout: B's training AUC stays 1-3 points *below* its validation AUC (mined labels) at
+  every epoch of 20 (flat lr) and with ``densenet_tiny_deep``; the ceiling's headroom falls below 2
+  (1.5 at 12 epochs, -0.7 with the deep target).
+- Fewer images (2,000) makes (a) a coin toss: 125 validation images, and the epoch chosen as the
+  maximum of a noisy validation curve inflates the validation AUC (gap -8.0 on NIH).
+- Against the *clean* labels B's training AUC is only slightly above its validation AUC (``gap_clean``
+  +0.4 to +1.0 on NIH, +0.1 to +2.2 on CheXpert), and B's mined training AUC stays 3-8 points under
+  its clean training AUC: no candidate memorises the noise. What decides (a) is how noisy each split's
+  mined labels happen to be on the scored findings: on CheXpert the training split loses ~3 AUC points
+  from clean to mined labels, the 315 validation images only ~0.4; on NIH the validation split loses
+  11-14, the training split ~8 (the NIH gap "widens" with epochs because the noisy validation labels
+  cap the validation AUC, not because B memorises). Criterion (a) on one small validation split
+  measures that sample more than it measures fitting.
+
 Example::
 
     PAPERKIT_RESULTS=/work/regime-results python scripts/regime_search.py --layout nih --candidate cpu e20_flat
@@ -27,7 +47,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -52,7 +71,8 @@ DEV_SEED = 0
 COMMON: dict[str, Any] = {"benchmark_seed": DEV_SEED, "seeds": (0,), "num_threads": 1, "teaching": (),
                           "ablation_seeds": 0, "workers": 1, "device": "cpu"}
 #: Candidate regimes as overrides of the ``cpu`` profile, roughly in order of cost (schedule, then
-#: fewer images, then capacity per image).
+#: fewer images, then capacity per image). Run on 2026-12-04: cpu, e12_flat, e20_flat, e20_flat_n2000 (NIH);
+#: cpu, e12_flat, e12_flat_deep, e20_flat without its ceiling (CheXpert). The others were not run.
 CANDIDATES: dict[str, dict[str, Any]] = {
     "cpu": {},
     "e12_flat": {"epochs": 12, "lr_gamma": 1.0},
@@ -151,9 +171,14 @@ def score_candidate(name: str, layout: str, ceiling: bool, min_headroom: float) 
         "b_val_clean": mean_auc(val_clean, p_val, classes),
     }
     row["gap"] = row["train_mined"] - row["val_mined"]
+    # diagnostic, not the criterion: the same gap against the clean labels. gap - gap_clean is how much
+    # noisier the training split's mined labels are than the validation split's (a split's own sample)
+    row["train_clean"] = mean_auc(prep.dataset.clean_labels[train][:, cols], p_train, classes)
+    row["gap_clean"] = row["train_clean"] - row["b_val_clean"]
     # the same gap over the findings evaluable on both splits, and how many findings beat val
     row["gap_common"] = float(train_aucs[both].mean() - val_aucs[both].mean())
     row["wins"] = f"{int((train_aucs[both] > val_aucs[both]).sum())}/{int(both.sum())}"
+    # wall seconds of B's training call; a run that was only loaded reports its epochs' training seconds
     row["b_s"] = round(b_s, 1) if not b.skipped else round(float(b.history["train_s"].sum()), 1)
     row["prep_s"] = round(prep_s, 1)
     if ceiling:
