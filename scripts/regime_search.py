@@ -1,4 +1,4 @@
-"""Search for a benchmark regime in which the baseline B fits its own training labels (issue 19, part 2).
+"""Search for a benchmark regime in which the baseline B fits its own training labels.
 
 On the ``cpu`` profile B never fits its report-mined training labels: its AUC on its training images
 stays below its AUC on held-out images at every epoch, while the paper's networks fit their labels
