@@ -265,7 +265,8 @@ def seed_spread(prep: "Prepared", probs: Mapping[int, Mapping[str, np.ndarray]],
     display = display.set_index("seed")
     for column in display:
         fmt = "{:.0f}" if column.startswith("epoch") else "{:+.2f}" if column == "gain" else "{:.2f}"
-        display[column] = display[column].map(lambda v: "" if pd.isna(v) else fmt.format(v))
+        display[column] = [("" if pd.isna(v) else ("{:.2f}" if seed == "sd over seeds" else fmt).format(v))
+                           for seed, v in display[column].items()]
     notes = (f"Mean AUC (%) on the test labels of {prep.key}; 'epoch' is the epoch validation chose (mined labels; "
              "the ceiling's: clean labels). "
              f"Correlation over seeds of {reference} and {model}: {corr:+.2f}.",)
