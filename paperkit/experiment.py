@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from paperkit.artifacts import Step
+from paperkit.comparison_cache import cached_compare_models
 from paperkit.config import Profile
 from paperkit.data.cache import ImageCache, build_cache
 from paperkit.data.chexpert import load_chexpert
@@ -26,7 +27,7 @@ from paperkit.data.datasets import XrayDataset
 from paperkit.data.labels import CHEXPERT_TASKS, NIH_CLASSES
 from paperkit.data.mimic import load_mimic
 from paperkit.data.nih import load_nih
-from paperkit.evaluate import ComparisonResult, clean_vs_noisy, compare_models
+from paperkit.evaluate import ComparisonResult, clean_vs_noisy
 from paperkit.inference import load_model, predict
 from paperkit.knn import load_pools, neighbour_pools, save_pools
 from paperkit.losses import uncertain_targets
@@ -377,11 +378,15 @@ def method_inputs(cfg: Profile, paths: RunPaths, layout: str) -> tuple[Prepared,
 
 def evaluate(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray], reference: str = "B",
              clean: bool = True, split: str = "test") -> ComparisonResult:
-    """The one evaluation path: per-class AUC, patient bootstrap CIs, DeLong, on the eval classes."""
+    """The one evaluation path: per-class AUC, patient bootstrap CIs, DeLong, on the eval classes.
+
+    Remembered under the profile's ``evaluations/`` folder, keyed by every input
+    (:mod:`paperkit.comparison_cache`): a rerun with the same predictions loads the bootstrap."""
     rows = prep.rows(split)
     scores = {m: p[:, prep.eval_columns] for m, p in probs.items()}
-    return compare_models(prep.labels(split, clean), scores, prep.dataset.patient_ids[rows],
-                          prep.eval_classes, reference=reference, n_boot=cfg.bootstrap, seed=0)
+    return cached_compare_models(RunPaths.for_profile(cfg).evaluations, prep.labels(split, clean), scores,
+                                 prep.dataset.patient_ids[rows], prep.eval_classes, reference=reference,
+                                 n_boot=cfg.bootstrap, seed=0)
 
 
 def clean_vs_mined(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray]) -> pd.DataFrame:
