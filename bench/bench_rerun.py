@@ -7,7 +7,9 @@ trains one run, then times ``probabilities`` on the same rows with the run's ``p
 folder removed before each call (cold: load the checkpoint, predict, store) and present (cached:
 check the key, load the ``.npy``), interleaved repeat by repeat so a load on the machine falls on
 both alike; each figure is the median over the repeats. The run is passed as its folder, as
-notebooks that re-request a run get it; cold then includes loading the checkpoint.
+notebooks that re-request a run get it; cold then includes loading the checkpoint. The same for
+:func:`paperkit.experiment.evaluate` (patient bootstrap CIs, ``--bootstrap`` resamples) on the
+test predictions, its ``evaluations/`` folder removed before each cold call.
 
     python bench/bench_rerun.py
     python bench/bench_rerun.py --n-images 600 --arch densenet_tiny --rows test --repeats 9
@@ -20,6 +22,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -33,8 +36,10 @@ def main() -> None:
                         help="rows predicted: the test split (tables) or every row (soft labels)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats of each (interleaved)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="evaluate's resamples (the paper profiles' 1000)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message="AUC is n/a")  # a tiny test split lacks some findings
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PAPERKIT_RESULTS"] = tmp
@@ -45,7 +50,7 @@ def main() -> None:
         from paperkit.paths import RunPaths
 
         cfg = resolve("smoke", {"n_images": args.n_images, "epochs": 1, "layouts": "nih", "device": "cpu",
-                                "num_threads": args.threads})
+                                "num_threads": args.threads, "bootstrap": args.bootstrap})
         paths = RunPaths.for_profile(cfg)
         start = time.perf_counter()
         prep = ex.prepare(cfg, paths, "nih")
@@ -63,21 +68,36 @@ def main() -> None:
         def cached() -> np.ndarray:
             return ex.probabilities(cfg, run.run_dir, prep, rows)
 
+        test_probs = {"B": ex.probabilities(cfg, run.run_dir, prep, prep.rows("test"))}
+
+        def cold_eval():
+            shutil.rmtree(paths.evaluations, ignore_errors=True)
+            return ex.evaluate(cfg, prep, test_probs)
+
+        def cached_eval():
+            return ex.evaluate(cfg, prep, test_probs)
+
         reference = cold()  # warm-up (allocation, oneDNN kernel choice) and the first stored file
         assert np.array_equal(cached(), reference), "stored predictions differ from computed ones"
-        times: dict[str, list[float]] = {"cold": [], "cached": []}
+        reference_eval = cold_eval()
+        times: dict[str, list[float]] = {k: [] for k in ("cold", "cached", "cold_eval", "cached_eval")}
         for _ in range(args.repeats):
-            for name, call in (("cold", cold), ("cached", cached)):
+            for name, call in (("cold", cold), ("cached", cached), ("cold_eval", cold_eval),
+                               ("cached_eval", cached_eval)):
                 t0 = time.perf_counter()
-                probs = call()
+                out = call()
                 times[name].append(time.perf_counter() - t0)
-                assert np.array_equal(probs, reference)
+                if "eval" in name:
+                    assert out.auc.equals(reference_eval.auc), "stored evaluation differs from the computed one"
+                else:
+                    assert np.array_equal(out, reference), "stored predictions differ from computed ones"
 
-    cold_s, cached_s = (statistics.median(times[k]) for k in ("cold", "cached"))
-    print(f"{'':<8}{'median s':>10}{'min s':>10}{'max s':>10}")
-    for name in ("cold", "cached"):
-        print(f"{name:<8}{statistics.median(times[name]):>10.4f}{min(times[name]):>10.4f}{max(times[name]):>10.4f}")
-    print(f"ratio cold/cached: {cold_s / cached_s:.1f}x ({args.repeats} repeats each, interleaved)")
+    print(f"{'':<26}{'cold s':>10}{'cached s':>10}{'ratio':>9}   (medians; min-max cold, cached)")
+    for label, key in ((f"probabilities ({len(rows)} rows)", ""), (f"evaluate ({args.bootstrap} boot)", "_eval")):
+        c, w = times["cold" + key], times["cached" + key]
+        print(f"{label:<26}{statistics.median(c):>10.4f}{statistics.median(w):>10.4f}"
+              f"{statistics.median(c) / statistics.median(w):>8.0f}x   ({min(c):.3f}-{max(c):.3f}, {min(w):.4f}-{max(w):.4f})")
+    print(f"{args.repeats} repeats each, interleaved")
 
 
 if __name__ == "__main__":
