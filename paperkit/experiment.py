@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from paperkit.artifacts import Step
+from paperkit.comparison_cache import cached_compare_models
 from paperkit.config import Profile
 from paperkit.data.cache import ImageCache, build_cache
 from paperkit.data.chexpert import load_chexpert
@@ -26,10 +27,11 @@ from paperkit.data.datasets import XrayDataset
 from paperkit.data.labels import CHEXPERT_TASKS, NIH_CLASSES
 from paperkit.data.mimic import load_mimic
 from paperkit.data.nih import load_nih
-from paperkit.evaluate import ComparisonResult, clean_vs_noisy, compare_models
+from paperkit.evaluate import ComparisonResult, clean_vs_noisy
 from paperkit.inference import load_model, predict
 from paperkit.knn import load_pools, neighbour_pools, save_pools
 from paperkit.losses import uncertain_targets
+from paperkit import predictions
 from paperkit.paths import RunPaths
 from paperkit.runtime import pick_device
 from paperkit.run_state import RunData
@@ -267,13 +269,29 @@ def train_references(cfg: Profile, paths: RunPaths, prep: Prepared, seed: int = 
     return dict(zip(archs, train_runs(cfg, paths, [RunRequest(prep, arch, seed) for arch in archs])))
 
 
+#: Images per inference batch in :func:`probabilities`.
+PREDICT_BATCH = 256
+
+
 def probabilities(cfg: Profile, result: TrainResult | Path, prep: Prepared, rows: np.ndarray) -> np.ndarray:
     """Predicted probabilities ``[n, C]`` of a trained run on dataset ``rows`` (centre crops), on the
-    profile's device (bf16 autocast on CUDA, as in training)."""
-    model = load_model(result) if isinstance(result, Path) else result.model
-    probs = predict(model, prep.images, rows, cfg.crop, batch_size=256, device=pick_device(cfg.device, 0))
-    model.cpu()  # a TrainResult's model lives on the CPU (fit's contract): notebooks feed it CPU tensors
-    return probs
+    profile's device (bf16 autocast on CUDA, as in training).
+
+    Stored in the run's folder (:mod:`paperkit.predictions`), keyed by the finished training, the
+    rows, the image cache and the inference settings: a rerun loads them instead of predicting again.
+    """
+    device = pick_device(cfg.device, 0)
+    run_dir = Path(result) if isinstance(result, Path) else result.run_dir
+
+    def compute() -> np.ndarray:
+        model = load_model(result) if isinstance(result, Path) else result.model
+        probs = predict(model, prep.images, rows, cfg.crop, batch_size=PREDICT_BATCH, device=device)
+        model.cpu()  # a TrainResult's model lives on the CPU (fit's contract): notebooks feed it CPU tensors
+        return probs
+
+    best_epoch = None if isinstance(result, Path) else result.best_epoch
+    return predictions.cached(run_dir, prep.images, rows, len(prep.classes), cfg.crop, PREDICT_BATCH, device,
+                              compute, best_epoch=best_epoch)
 
 
 def soft_labels(cfg: Profile, paths: RunPaths, prep: Prepared, refs: Mapping[str, TrainResult],
@@ -360,11 +378,15 @@ def method_inputs(cfg: Profile, paths: RunPaths, layout: str) -> tuple[Prepared,
 
 def evaluate(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray], reference: str = "B",
              clean: bool = True, split: str = "test") -> ComparisonResult:
-    """The one evaluation path: per-class AUC, patient bootstrap CIs, DeLong, on the eval classes."""
+    """The one evaluation path: per-class AUC, patient bootstrap CIs, DeLong, on the eval classes.
+
+    Remembered under the profile's ``evaluations/`` folder, keyed by every input
+    (:mod:`paperkit.comparison_cache`): a rerun with the same predictions loads the bootstrap."""
     rows = prep.rows(split)
     scores = {m: p[:, prep.eval_columns] for m, p in probs.items()}
-    return compare_models(prep.labels(split, clean), scores, prep.dataset.patient_ids[rows],
-                          prep.eval_classes, reference=reference, n_boot=cfg.bootstrap, seed=0)
+    return cached_compare_models(RunPaths.for_profile(cfg).evaluations, prep.labels(split, clean), scores,
+                                 prep.dataset.patient_ids[rows], prep.eval_classes, reference=reference,
+                                 n_boot=cfg.bootstrap, seed=0)
 
 
 def clean_vs_mined(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray]) -> pd.DataFrame:

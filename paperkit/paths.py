@@ -65,6 +65,11 @@ class RunPaths:
     def pools(self) -> Path:
         return self.root / "pools"
 
+    @property
+    def evaluations(self) -> Path:
+        """Stored bootstrap evaluations, one file per set of inputs (:mod:`paperkit.comparison_cache`)."""
+        return self.root / "evaluations"
+
     # --- reports -----------------------------------------------------------------------------
     @property
     def tables(self) -> Path:
