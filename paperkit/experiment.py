@@ -16,7 +16,6 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from paperkit.artifacts import Step
 from paperkit.comparison_cache import cached_compare_models
@@ -399,24 +398,3 @@ def clean_vs_mined(cfg: Profile, prep: Prepared, probs: Mapping[str, np.ndarray]
     mean = table[table["class"] == "Mean"].set_index("model")[["auc_clean", "auc_noisy", "noise_gap"]]
     return (100 * mean.rename(columns={"auc_clean": "clean labels", "auc_noisy": "mined labels",
                                        "noise_gap": "mined − clean"})).round(2)
-
-
-def finding_mask(cfg: Profile, prep: Prepared, row: int, finding: str) -> np.ndarray | None:
-    """The benchmark's lesion mask of ``finding`` on image ``row``, resized and centre-cropped like the input.
-
-    ``finding`` is an NIH finding or a CheXpert observation (the union of the NIH findings it maps
-    to, e.g. "Pleural Effusion" -> Effusion); ``None`` when the image has no such mask (or the data
-    is not the benchmark)."""
-    from paperkit.data.benchmark import CHEXPERT_MAP, mask_file
-
-    npz = mask_file(Path(prep.dataset.paths[row]))
-    if npz is None or not npz.is_file():
-        return None
-    with np.load(npz) as masks:
-        parts = [masks[name] for name in CHEXPERT_MAP.get(finding, (finding,)) if name in masks]
-    if not parts:
-        return None
-    mask = np.logical_or.reduce(parts)
-    resized = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((cfg.resize, cfg.resize)))
-    top = (cfg.resize - cfg.crop) // 2
-    return resized[top : top + cfg.crop, top : top + cfg.crop] > 127

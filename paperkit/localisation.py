@@ -6,16 +6,19 @@ models were scored, every model's PCAM map of that finding is scored with
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from torch import nn
 
 from paperkit.config import Profile
 from paperkit.data.augment import augment_batch
-from paperkit.experiment import Prepared, finding_mask
+from paperkit.data.benchmark import CHEXPERT_MAP, mask_file
+from paperkit.experiment import Prepared
 from paperkit.figures import HeatmapCase
 from paperkit.heatmaps import pcam_maps, score_masks
 
@@ -70,3 +73,22 @@ def mask_localisation(
             cases.append(HeatmapCase(finding, image[i], {v: maps[v][i] for v in models},
                                      {v: float(probs[v][i]) for v in models}, mask=masks[i]))
     return cases, scores
+
+
+def finding_mask(cfg: Profile, prep: Prepared, row: int, finding: str) -> np.ndarray | None:
+    """The benchmark's lesion mask of ``finding`` on image ``row``, resized and centre-cropped like the input.
+
+    ``finding`` is an NIH finding or a CheXpert observation (the union of the NIH findings it maps
+    to, e.g. "Pleural Effusion" -> Effusion); ``None`` when the image has no such mask (or the data
+    is not the benchmark)."""
+    npz = mask_file(Path(prep.dataset.paths[row]))
+    if npz is None or not npz.is_file():
+        return None
+    with np.load(npz) as masks:
+        parts = [masks[name] for name in CHEXPERT_MAP.get(finding, (finding,)) if name in masks]
+    if not parts:
+        return None
+    mask = np.logical_or.reduce(parts)
+    resized = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((cfg.resize, cfg.resize)))
+    top = (cfg.resize - cfg.crop) // 2
+    return resized[top : top + cfg.crop, top : top + cfg.crop] > 127

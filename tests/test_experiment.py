@@ -6,6 +6,7 @@ import pytest
 
 from paperkit import experiment as ex
 from paperkit.config import resolve
+from paperkit.localisation import finding_mask
 from paperkit.paths import RunPaths
 from paperkit.soft_labels import out_of_fold_folds
 
@@ -57,7 +58,7 @@ def test_chexpert_only_profile_finds_benchmark_masks(tmp_path, monkeypatch):
     paths = RunPaths.for_profile(cfg)
     prep = ex.prepare(cfg, paths, "chexpert")
     test, truth = prep.rows("test"), prep.labels("test")
-    found = {finding: [ex.finding_mask(cfg, prep, r, finding) for r in test[truth[:, c] == 1]]
+    found = {finding: [finding_mask(cfg, prep, r, finding) for r in test[truth[:, c] == 1]]
              for c, finding in enumerate(prep.eval_classes)}
     masks = [m for per in found.values() for m in per if m is not None]
     assert masks and all(m.shape == (cfg.crop, cfg.crop) and m.dtype == bool for m in masks)
