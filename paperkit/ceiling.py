@@ -50,7 +50,7 @@ def clean_label_twin(prep: Prepared) -> Prepared:
     if not has_clean_training_labels(prep):
         raise ValueError(f"dataset {prep.key!r} has no complete clean labels on its training and validation images: "
                          "the clean-label ceiling needs the embedded benchmark")
-    clean = np.nan_to_num(prep.dataset.clean_labels, nan=0.0).astype(np.float32)  # test rows may lack nothing either
+    clean = np.nan_to_num(prep.dataset.clean_labels, nan=0.0).astype(np.float32)  # NaN only outside train/val
     dataset = dataclasses.replace(prep.dataset, labels=clean.copy())
     return dataclasses.replace(prep, dataset=dataset, targets=clean.copy(), mask=np.ones(clean.shape, dtype=bool),
                                training_labels=CLEAN_LABELS)

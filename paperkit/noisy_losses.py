@@ -13,8 +13,8 @@ Every method has ONE signature, whatever it needs::
             soft [B, C] or None, rows [B] long, epoch int, param float | None, state dict) -> scalar
 
 ``mask`` drops elements whose label does not count (U-Ignore); ``soft`` are the references'
-averaged probabilities l of eq. 2 (passed whenever the run reads soft labels; a method that
-needs them registers with ``needs_soft=True``); ``rows`` are the training images' row indices
+averaged probabilities l of eq. 2 (passed when the run has MODL or the method registered with
+``needs_soft=True``, else ``None``); ``rows`` are the training images' row indices
 (per-image state); ``epoch`` counts finished epochs (0 in the first); ``state`` is a dict the
 trainer keeps for the run, starts as ``{"n_rows": N}`` (the number of image rows, so per-image
 state can be allocated ``[N, ...]``), saves in every checkpoint and restores on resume (tensors

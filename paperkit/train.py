@@ -230,8 +230,9 @@ def training_step(state: RunState, plan: "EpochPlan", s: int, rows: torch.Tensor
         out = state.net(x)
     logits = out[: len(rows)].float()  # the anchors; losses in float32 even under bf16 autocast
     mask = data.mask[rows].to(device) if data.mask is not None else None
-    soft = data.soft[rows].to(device) if data.soft is not None else None
     method = get_method(config.method)  # L_cls: BCE, or a label-noise method (paperkit.noisy_losses)
+    reads_soft = config.lambda_modl > 0 or method.needs_soft
+    soft = data.soft[rows].to(device) if reads_soft and data.soft is not None else None
     cls = method.loss(logits, data.targets[rows].to(device), mask, soft, rows, plan.epoch,
                       method.resolve(config.method_param), state.method_state)
     modl = knns = cls.new_zeros(())

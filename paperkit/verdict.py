@@ -64,6 +64,11 @@ class SeedMeanGain:
         return (self.ci_high - self.ci_low) / 2
 
 
+def _mean_auc(y: np.ndarray, scores: np.ndarray, classes: Sequence[str]) -> float:
+    """Mean over classes of the per-class AUC (%), classes with one label value left out."""
+    return 100 * macro_mean(per_class_auc(y, scores, classes, warn=False)["auc"])[0]
+
+
 def seed_mean_gain(
     y_true: np.ndarray,
     scores: Mapping[int, Mapping[str, np.ndarray]],
@@ -104,7 +109,7 @@ def seed_mean_gain(
     flat = {(s, m): np.asarray(scores[s][m], dtype=float) for s in seeds for m in models}
     first = per_class_auc(y, flat[seeds[0], model], classes, warn=False)
     usable = ~first["auc"].isna().to_numpy()
-    point = {key: 100 * macro_mean(per_class_auc(y, v, classes, warn=False)["auc"])[0] for key, v in flat.items()}
+    point = {key: _mean_auc(y, v, classes) for key, v in flat.items()}
     seed_mean = {m: float(np.mean([point[s, m] for s in seeds])) for m in models}
     per_seed = {s: point[s, model] - point[s, reference] for s in seeds}
 
@@ -251,8 +256,7 @@ def seed_spread(prep: "Prepared", probs: Mapping[int, Mapping[str, np.ndarray]],
     for s, by_model in probs.items():
         row = {"seed": str(s)}
         for m in names:
-            auc = per_class_auc(test, by_model[m][:, prep.eval_columns], prep.eval_classes, warn=False)["auc"]
-            row[m] = 100 * macro_mean(auc)[0]
+            row[m] = _mean_auc(test, by_model[m][:, prep.eval_columns], prep.eval_classes)
             row[f"epoch {m}"] = best_epochs[s][m]
         row["gain"] = row[model] - row[reference]
         rows.append(row)

@@ -62,5 +62,5 @@ def test_ceiling_runs_are_b_on_clean_labels_for_every_seed(clean: np.ndarray) ->
     specs = [r.spec(cfg) for r in requests]
     assert all(s.variant == "B" and s.training_labels == CLEAN_LABELS and "-clean-" in s.name for s in specs)
     b = dataclasses.replace(requests[0], prep=prep).spec(cfg)
-    assert b.folder != specs[0].folder and dataclasses.replace(b.config) == specs[0].config  # same training settings
+    assert b.folder != specs[0].folder and b.config == specs[0].config  # same training settings, other labels
     assert CEILING == "B (clean labels)"
