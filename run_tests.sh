@@ -7,6 +7,8 @@ bash "$ROOT/scripts/ensure_env.sh"
 VENV=${PAPERKIT_VENV:-$ROOT/.venv}
 export PATH="$VENV/bin:$PATH"
 cd "$ROOT"
+# Lint first (line length, import order, unused names: pyproject.toml [tool.ruff]): a violation fails the command.
+"$VENV/bin/python" -m ruff check .
 set +e
 "$VENV/bin/python" -m pytest -ra "$@"
 status=$?

@@ -16,7 +16,9 @@ import torch
 from paperkit.data.augment import GRAY_MEAN, GRAY_STD, apply_crops, crop_params
 
 
-def per_image(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, crop: int) -> torch.Tensor:
+def per_image(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor, crop: int
+) -> torch.Tensor:
     """The obvious implementation: slice, flip and normalise one image at a time."""
     out = []
     for i in range(images.shape[0]):
@@ -46,8 +48,12 @@ def main() -> None:
     params = crop_params(args.batch, args.size, args.crop, True, torch.Generator().manual_seed(0))
     batched = best_rate(apply_crops, images, params, args.crop, args.repeats)
     sliced = best_rate(per_image, images, params, args.crop, args.repeats)
-    print(f"{args.batch} images {args.size} -> {args.crop} px, {torch.get_num_threads()} threads, best of {args.repeats}")
-    print(f"batched crop + flip: {batched:,.0f} img/s; per-image slicing: {sliced:,.0f} img/s; ratio {batched / sliced:.2f}x")
+    print(
+        f"{args.batch} images {args.size} -> {args.crop} px, {torch.get_num_threads()} threads, best of {args.repeats}"
+    )
+    print(
+        f"batched crop + flip: {batched:,.0f} img/s; per-image slicing: {sliced:,.0f} img/s; ratio {batched / sliced:.2f}x"
+    )
 
 
 if __name__ == "__main__":

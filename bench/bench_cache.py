@@ -23,7 +23,10 @@ from paperkit.data.cache import build_cache, decode_resize
 try:
     from paperkit.data.augment import augment_batch
 except ImportError:  # the augmentation module lands separately; crop on tensors here meanwhile
-    def augment_batch(images: torch.Tensor, crop: int, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+
+    def augment_batch(
+        images: torch.Tensor, crop: int, train: bool, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         s = images.shape[-1]
         top, left = (int(v) for v in torch.randint(0, s - crop + 1, (2,), generator=generator))
         return images[:, None, top : top + crop, left : left + crop].float().div_(255)
@@ -33,7 +36,9 @@ def make_images(folder: Path, n: int, side: int, seed: int = 0) -> list[Path]:
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(n):
-        base = Image.fromarray(rng.integers(0, 255, (side // 16, side // 16), dtype=np.uint8)).resize((side, side), Image.BICUBIC)
+        base = Image.fromarray(rng.integers(0, 255, (side // 16, side // 16), dtype=np.uint8)).resize(
+            (side, side), Image.BICUBIC
+        )
         base = base.filter(ImageFilter.GaussianBlur(side / 128))
         noisy = np.clip(np.asarray(base, np.int16) + rng.normal(0, 4, (side, side)), 0, 255).astype(np.uint8)
         path = folder / f"{i:05d}.png"

@@ -2,11 +2,11 @@
 
 Both layouts run in this one process, interleaved repeat by repeat (contiguous, channels_last,
 contiguous, ...), so a load that comes and goes on the machine falls on both alike; each figure is
-the median img/s over the repeats. Training: blocks of :func:`paperkit.train.training_step` (the
-trainer's step: forward, BCE, backward, Adam) on a run built by :meth:`paperkit.run_state.RunState.start`
+the median img/s over the repeats. Training: blocks of :func:`paperkit.training.loop.training_step` (the
+trainer's step: forward, BCE, backward, Adam) on a run built by :meth:`paperkit.training.state.RunState.start`
 with the trainer's thread count and determinism settings, the model and its centre-cropped batches
 in the layout under test (data loading and random crops are left out: the trainer prefetches them).
-Inference: :func:`paperkit.inference.predict` (uint8 images -> centre crop -> probabilities) in
+Inference: :func:`paperkit.training.inference.predict` (uint8 images -> centre crop -> probabilities) in
 the layout under test. Defaults: the cpu profile's target, densenet_tiny, 64 -> 56 px, batch 32,
 2 threads; about 40 s on an idle 2-core machine. Another multi-threaded torch process on the same
 cores slows both layouts many-fold (one run took over 10 minutes so), and the ratio then says little.
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from paperkit.data.augment import augment_batch
-from paperkit.inference import predict
 from paperkit.models import create_model
-from paperkit.run_state import ArrayImages, RunData, RunState
-from paperkit.train import TrainConfig, run_step, training_step
+from paperkit.training.inference import predict
+from paperkit.training.loop import TrainConfig, run_step, training_step
+from paperkit.training.state import ArrayImages, RunData, RunState
 
 LAYOUTS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -94,7 +94,9 @@ def main() -> None:
     models = {name: copy.deepcopy(base) for name in LAYOUTS}
     index = np.arange(args.infer_images)
     for name, layout in LAYOUTS.items():  # warm-up
-        predict(models[name], images, index[: 2 * args.batch_size], args.crop, batch_size=args.batch_size, layout=layout)
+        predict(
+            models[name], images, index[: 2 * args.batch_size], args.crop, batch_size=args.batch_size, layout=layout
+        )
     for _ in range(args.repeats):
         for name, layout in LAYOUTS.items():
             start = time.perf_counter()
@@ -107,8 +109,10 @@ def main() -> None:
         print(f"{label:<11}{a:>18.0f}{b:>21.0f}{b / a:>17.3f}")
     for label, rates in (("training", train_rates), ("inference", infer_rates)):
         pairs = [b / a for a, b in zip(*(rates[name] for name in LAYOUTS))]
-        print(f"{label} ratio per repeat: min {min(pairs):.3f}, median {statistics.median(pairs):.3f}, "
-              f"max {max(pairs):.3f}")
+        print(
+            f"{label} ratio per repeat: min {min(pairs):.3f}, median {statistics.median(pairs):.3f}, "
+            f"max {max(pairs):.3f}"
+        )
 
 
 if __name__ == "__main__":

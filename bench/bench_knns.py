@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paperkit.knn import neighbour_pools
-from paperkit.train import ArrayImages, TrainConfig, fit
+from paperkit.method.knn import neighbour_pools
+from paperkit.training.loop import ArrayImages, TrainConfig, fit
 
 
 def main() -> None:
@@ -75,7 +75,9 @@ def main() -> None:
     for name in variants:
         t, c, whole = min(times[name]), min(cpu[name]), min(runs[name])
         rate = args.n // args.batch_size * args.batch_size / t
-        print(f"{name:<22}{t:>9.2f}{rate:>8.0f}{t / bce:>7.2f}{c:>8.2f}{c / bce_cpu:>7.2f}{whole:>8.2f}{whole / bce_run:>7.2f}")
+        print(
+            f"{name:<22}{t:>9.2f}{rate:>8.0f}{t / bce:>7.2f}{c:>8.2f}{c / bce_cpu:>7.2f}{whole:>8.2f}{whole / bce_run:>7.2f}"
+        )
 
 
 if __name__ == "__main__":

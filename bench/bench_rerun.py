@@ -1,14 +1,14 @@
 """A rerun's predictions: computed (cold) against loaded from the run folder (cached), side by side.
 
 Issue 21: a rerun with nothing changed should cost little more than the kernel starts, yet notebooks
-05-08 called :func:`paperkit.experiment.probabilities` for every run on every rerun. This bench
+05-08 called :func:`paperkit.pipeline.experiment.probabilities` for every run on every rerun. This bench
 generates a tiny benchmark with the smoke profile's settings under a temporary ``PAPERKIT_RESULTS``,
 trains one run, then times ``probabilities`` on the same rows with the run's ``predictions/``
 folder removed before each call (cold: load the checkpoint, predict, store) and present (cached:
 check the key, load the ``.npy``), interleaved repeat by repeat so a load on the machine falls on
 both alike; each figure is the median over the repeats. The run is passed as its folder, as
 notebooks that re-request a run get it; cold then includes loading the checkpoint. The same for
-:func:`paperkit.experiment.evaluate` (patient bootstrap CIs, ``--bootstrap`` resamples) on the
+:func:`paperkit.pipeline.experiment.evaluate` (patient bootstrap CIs, ``--bootstrap`` resamples) on the
 test predictions, its ``evaluations/`` folder removed before each cold call.
 
     python bench/bench_rerun.py
@@ -44,10 +44,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PAPERKIT_RESULTS"] = tmp
         os.environ.pop("PAPERKIT_FORCE_SINCE", None)
-        from paperkit import experiment as ex
-        from paperkit import predictions
         from paperkit.config import resolve
         from paperkit.paths import RunPaths
+        from paperkit.pipeline import experiment as ex
+        from paperkit.training import predictions
 
         cfg = resolve("smoke", {"n_images": args.n_images, "epochs": 1, "layouts": "nih", "device": "cpu",
                                 "num_threads": args.threads, "bootstrap": args.bootstrap})
@@ -95,8 +95,10 @@ def main() -> None:
     print(f"{'':<26}{'cold s':>10}{'cached s':>10}{'ratio':>9}   (medians; min-max cold, cached)")
     for label, key in ((f"probabilities ({len(rows)} rows)", ""), (f"evaluate ({args.bootstrap} boot)", "_eval")):
         c, w = times["cold" + key], times["cached" + key]
-        print(f"{label:<26}{statistics.median(c):>10.4f}{statistics.median(w):>10.4f}"
-              f"{statistics.median(c) / statistics.median(w):>8.0f}x   ({min(c):.3f}-{max(c):.3f}, {min(w):.4f}-{max(w):.4f})")
+        print(
+            f"{label:<26}{statistics.median(c):>10.4f}{statistics.median(w):>10.4f}"
+            f"{statistics.median(c) / statistics.median(w):>8.0f}x   ({min(c):.3f}-{max(c):.3f}, {min(w):.4f}-{max(w):.4f})"
+        )
     print(f"{args.repeats} repeats each, interleaved")
 
 

@@ -3,7 +3,7 @@ references, float32 vs bf16 autocast + channels_last side by side, and the two e
 
 Models are built from scratch (timm, no download; weights do not change the speed), one grey
 channel, 14 outputs, 224 px. Each figure is the median of timed passes after two warm-up passes
-(:func:`paperkit.inference.inference_throughput`); an ensemble runs its members one after another, so
+(:func:`paperkit.training.inference.inference_throughput`); an ensemble runs its members one after another, so
 its img/s is ``1 / sum(1 / member img/s)``. Then neighbour pools (eq. 3) over ``--pool-rows`` soft
 labels (default: 224,316, every CheXpert radiograph, the larger of the paper's datasets) are timed
 on the same device.
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from paperkit.config import PAPER_REFERENCES
-from paperkit.inference import inference_throughput
-from paperkit.knn import neighbour_pools
+from paperkit.method.knn import neighbour_pools
 from paperkit.models import create_model
+from paperkit.training.inference import inference_throughput
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ def one_run(args: tuple[str, int, int, int, int, int, str]) -> float:
     arch, n, size, crop, epochs, threads, out = args
     import torch
 
-    from paperkit.train import ArrayImages, TrainConfig, fit
+    from paperkit.training.loop import ArrayImages, TrainConfig, fit
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)

@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from paperkit import experiment as ex
 from paperkit.artifacts import write_text
 from paperkit.notebook import setup, show_figure
+from paperkit.pipeline import experiment as ex
 
 cfg, paths = setup(profile, data_root, overrides, notebook="01")
 
@@ -133,7 +133,7 @@ for layout, p in prepared.items():
 # %% [markdown]
 # ## What this noise costs a model (embedded benchmark only)
 # Because the benchmark knows every clean label, the kit can say what the noise above costs: notebook
-# 05 trains the target on the clean training labels too (the **ceiling**, `paperkit.ceiling`), and
+# 05 trains the target on the clean training labels too (the **ceiling**, `paperkit.pipeline.ceiling`), and
 # notebook 06's verdict reports the **noise cost** (ceiling − B, in mean test AUC) and the share of it
 # the paper's method wins back. After a first run of this profile, the cell below shows those numbers
 # from `tables/verdict.csv`; REPORT.md opens with them.

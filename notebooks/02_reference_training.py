@@ -34,11 +34,11 @@ overrides = {}  # any Profile field, e.g. {"epochs": 4}; validated before any wo
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from paperkit import experiment as ex
-from paperkit import report
 from paperkit.artifacts import write_text
+from paperkit.evaluation import report
+from paperkit.method.soft_labels import average_predictions
 from paperkit.notebook import setup, show_figure
-from paperkit.soft_labels import average_predictions
+from paperkit.pipeline import experiment as ex
 
 cfg, paths = setup(profile, data_root, overrides, notebook="02")
 print("references:", ", ".join(cfg.reference_archs))
@@ -48,11 +48,11 @@ print("references:", ", ".join(cfg.reference_archs))
 # Each reference $f_n$, $n = 1, \dots, N$, minimises eq. 1 with $\lambda = \gamma = 0$: the binary
 # cross-entropy over the $C$ findings of image $x_i$ with mined labels $y_i^j$,
 # $$L_{cls}\big(y_i, f_n(x_i)\big) = -\frac{1}{C}\sum_{j=1}^{C}\Big[y_i^j \log f_n^j(x_i) + (1 - y_i^j)\log\big(1 - f_n^j(x_i)\big)\Big],$$
-# averaged over the batch (`paperkit.losses.bce_loss`; CheXpert's uncertain labels are first mapped
+# averaged over the batch (`paperkit.method.losses.bce_loss`; CheXpert's uncertain labels are first mapped
 # by U-Ones). The learning rate in epoch $e = 0, 1, \dots$ is $\eta\,\rho^{\lfloor e/s \rfloor}$ (the paper:
 # $\eta = 10^{-3}$, $\rho = 1/3$, $s = 2$; the profile's `lr`, `lr_gamma`, `lr_step_epochs`).
 # Each run names its own folder, `checkpoints/<dataset>/B-<arch>-s0-<hash>`, from everything that
-# changes it (`paperkit.runs.RunSpec`): another setting is another folder, never a silent retrain.
+# changes it (`paperkit.pipeline.specs.RunSpec`): another setting is another folder, never a silent retrain.
 
 # %%
 references = {}

@@ -31,12 +31,12 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from paperkit import ablations
-from paperkit import experiment as ex
 from paperkit.artifacts import write_text
-from paperkit.figures import fig1_label_views
-from paperkit.losses import uncertain_targets
+from paperkit.evaluation.figures import fig1_label_views
+from paperkit.method.losses import uncertain_targets
 from paperkit.notebook import setup, show_figure
+from paperkit.pipeline import ablations
+from paperkit.pipeline import experiment as ex
 
 cfg, paths = setup(profile, data_root, overrides, notebook="03")
 
@@ -44,7 +44,7 @@ cfg, paths = setup(profile, data_root, overrides, notebook="03")
 # ## The soft labels: the references' average (eq. 2's $l_i$)
 # For image $x_i$ and the $N$ references $f_1, \dots, f_N$ of notebook 02, finding by finding:
 # $$l_i = \big(l_{y_1 x_i}, \dots, l_{y_C x_i}\big) = \frac{1}{N}\sum_{n=1}^{N} f_n(x_i)
-#   \qquad\text{(`paperkit.soft_labels.average_predictions`)},$$
+#   \qquad\text{(`paperkit.method.soft_labels.average_predictions`)},$$
 # computed once for every image and stored; the target learns it through
 # $L_{distri} = \mathrm{KL}\big(l_i \,\|\, f_T(x_i)\big)$ (eq. 2, notebook 05).
 
@@ -78,8 +78,11 @@ show_figure(files)
 # score (calibration), $\frac{1}{n}\sum_i \big(q_i^c - t_i^c\big)^2$ for labels $q$ (mined or soft).
 
 # %%
-frames = [ablations.label_quality(prep, {"mined": prep.mined_labels(), "soft": l}, prep.rows("train")).assign(layout=layout)
-          for layout, (prep, l) in soft.items() if prep.clean_coverage("train") == "complete"]
+frames = [
+    ablations.label_quality(prep, {"mined": prep.mined_labels(), "soft": l}, prep.rows("train")).assign(layout=layout)
+    for layout, (prep, l) in soft.items()
+    if prep.clean_coverage("train") == "complete"
+]
 if frames:
     closeness = pd.concat(frames, ignore_index=True)
     write_text(paths.tables / "soft_vs_mined_against_clean.csv", closeness.to_csv(index=False))

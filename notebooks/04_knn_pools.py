@@ -30,10 +30,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from paperkit import experiment as ex
 from paperkit.artifacts import write_text
-from paperkit.knn import neighbour_agreement
+from paperkit.method.knn import neighbour_agreement
 from paperkit.notebook import setup, show_figure
+from paperkit.pipeline import experiment as ex
 
 cfg, paths = setup(profile, data_root, overrides, notebook="04")
 
@@ -43,7 +43,7 @@ cfg, paths = setup(profile, data_root, overrides, notebook="04")
 # $K$ training images whose soft labels are nearest in Euclidean distance, and
 # $$s_i^k = \begin{cases} \exp\!\Big(-\dfrac{\|l_i - l_i^k\|^2}{2\sigma^2}\Big) & k \in \{1, \dots, K\}\\[4pt]
 #   0 & \text{otherwise}\end{cases}$$
-# (`paperkit.knn.neighbour_pools`, exact search). `index[i]` holds the neighbours' positions among the
+# (`paperkit.method.knn.neighbour_pools`, exact search). `index[i]` holds the neighbours' positions among the
 # training images, nearest first; `similarity[i]` their $s_i^k$.
 
 # %%
@@ -76,7 +76,7 @@ show_figure(fig, f"nb04_neighbours_{layout}")
 # ## The similarity histogram, and whether neighbours share the anchor's clean findings
 # The agreement is the fraction of (anchor, neighbour) pairs whose clean finding sets are identical,
 # $\frac{1}{nK}\sum_{i,k} [\,t_i = t_i^k\,]$, against the same fraction for random images
-# (`paperkit.knn.neighbour_agreement`).
+# (`paperkit.method.knn.neighbour_agreement`).
 
 # %%
 for layout, (prep, (index, similarity)) in pools.items():

@@ -15,7 +15,7 @@
 # with $L_{distri} = \mathrm{KL}(l_i \,\|\, f_T(x_i))$ (eq. 2) and
 # $L_{neigh} = s_i^k\,\mathrm{KL}(f_T(x_i^k) \,\|\, f_T(x_i))$, $s_i^k = \exp(-\|l_i - l_i^k\|^2 / 2\sigma^2)$
 # (eqs. 3–4); $\lambda = \gamma = 0.1$, $K = 9$, $\sigma = 1$ and the step-1 optimiser settings.
-# `paperkit.train.fit` computes exactly these three terms per step (`bce`, `modl`, `knns` in
+# `paperkit.training.loop.fit` computes exactly these three terms per step (`bce`, `modl`, `knns` in
 # `metrics.csv`). Choices the paper leaves open, made here and stated:
 #
 # * **Bernoulli KL** (`kl_form="bernoulli"`). Eq. 2 as printed, $\sum_c l \log(l/p)$, treats the
@@ -29,7 +29,7 @@
 # * **KNNS cost.** Faithful KNNS forwards each anchor's $K$ neighbours with gradients, $\approx 6\times$ a BCE
 #   epoch on a CPU. `knns_mode="efficient"` reads the neighbours' logits from a warm-started
 #   memory bank instead: a surrogate with stale, detached neighbour predictions
-#   (`paperkit.bank`); its read ages are logged per epoch below, and notebook 06 compares it with
+#   (`paperkit.method.bank`); its read ages are logged per epoch below, and notebook 06 compares it with
 #   faithful KNNS on the first seed. `cfg.knns_mode` says which this run uses.
 
 # %% [markdown]
@@ -44,10 +44,11 @@ overrides = {}  # any Profile field, e.g. {"lambda_modl": 1.0}; validated before
 import pandas as pd
 from IPython.display import display
 
-from paperkit import ablations, figures
-from paperkit import experiment as ex
-from paperkit.ceiling import ceiling_requests
+from paperkit.evaluation import figures
 from paperkit.notebook import setup, show_figure
+from paperkit.pipeline import ablations
+from paperkit.pipeline import experiment as ex
+from paperkit.pipeline.ceiling import ceiling_requests
 
 cfg, paths = setup(profile, data_root, overrides, notebook="05")
 print(f"λ={cfg.lambda_modl} γ={cfg.gamma_knns} K={cfg.k} ({cfg.knns_k_reduction} over k) σ={cfg.sigma} "
@@ -73,14 +74,16 @@ for layout in ex.layouts(cfg):
 # epoch is chosen on the clean validation labels, as a user with clean labels would choose it).
 # Notebook 06's verdict scores **noise cost** = ceiling − B and **recovered** =
 # (B+MODL+KNNS − B) / (ceiling − B): how much there is to win back, and how much the method wins.
-# Real data has no clean training labels, so no ceiling (`paperkit.ceiling`).
+# Real data has no clean training labels, so no ceiling (`paperkit.pipeline.ceiling`).
 
 # %%
 ceilings = {}
 for layout in ex.layouts(cfg):
     requests = ceiling_requests(cfg, ex.method_inputs(cfg, paths, layout)[0])  # [] on real data
     ceilings.update(zip([(layout, r.seed) for r in requests], ex.train_runs(cfg, paths, requests)))
-print(f"{len(ceilings)} ceiling run(s):", ", ".join(f"{layout} seed {s}" for layout, s in ceilings) or "none (real data)")
+print(
+    f"{len(ceilings)} ceiling run(s):", ", ".join(f"{layout} seed {s}" for layout, s in ceilings) or "none (real data)"
+)
 
 # %% [markdown]
 # ## Loss terms over time

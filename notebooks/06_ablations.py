@@ -36,13 +36,14 @@ import functools
 
 from IPython.display import Markdown, display
 
-from paperkit import ablations, figures, report, verdict
-from paperkit import experiment as ex
-from paperkit.ceiling import CEILING, ceiling_requests
-from paperkit.evaluate import seed_summary
+from paperkit.evaluation import figures, report, verdict
+from paperkit.evaluation.metrics import seed_summary
 from paperkit.notebook import setup, show_figure, show_table
-from paperkit.relabel import relabel_evaluation
-from paperkit.train import VARIANTS
+from paperkit.pipeline import ablations
+from paperkit.pipeline import experiment as ex
+from paperkit.pipeline.ceiling import CEILING, ceiling_requests
+from paperkit.pipeline.relabel import relabel_evaluation
+from paperkit.training.loop import VARIANTS
 
 cfg, paths = setup(profile, data_root, overrides, notebook="06")
 seed = cfg.seeds[0]  # the seed of every single-seed section below
@@ -73,7 +74,7 @@ for layout in ex.layouts(cfg):
 # %% [markdown]
 # ## The verdict: B+MODL+KNNS − B over every seed, and the share of the noise's cost it wins back
 # The mean over seeds of the gain in mean AUC, with a 95 % CI that resamples training seeds and
-# test patients together (`paperkit.verdict`), beside the paper's gain. On the embedded benchmark,
+# test patients together (`paperkit.evaluation.verdict`), beside the paper's gain. On the embedded benchmark,
 # the same resamples give the **noise cost** (ceiling − B) and the **recovered** share
 # ((B+MODL+KNNS − B) / (ceiling − B)). REPORT.md opens with it.
 
@@ -170,7 +171,7 @@ show_figure(figures.fig4_k_gain(k_result, k_models, paths.figures))
 # ## Faithful vs efficient KNNS (NIH layout, first seed)
 # Faithful KNNS forwards each anchor's K neighbours with gradients (eq. 4 as the paper trains it);
 # the efficient mode reads their logits from a warm-started memory bank: stale, detached
-# predictions (`paperkit.bank`). Same seed, batch order and anchor crops; the note gives the
+# predictions (`paperkit.method.bank`). Same seed, batch order and anchor crops; the note gives the
 # paired difference. The efficient mode is a fair stand-in when its gain lies inside the faithful
 # gain's CI.
 
@@ -201,7 +202,7 @@ if {"as_printed_kl", "single_reference"} & set(cfg.teaching):
 # ## Out-of-fold vs in-fold teachers, and cleanlab's prune-and-retrain
 # **Beyond the paper.** The paper's references score the very images they were trained on, so
 # their soft labels repeat some of the noise; out-of-fold teachers never saw the image they score
-# (see `paperkit.ablations.teachers`). Below the table: how well each label source ranks the clean
+# (see `paperkit.pipeline.ablations.teachers`). Below the table: how well each label source ranks the clean
 # truth on the training images.
 
 # %%

@@ -13,7 +13,7 @@
 # the cost. Ensemble 1 = DenseNet-121/169/201, Ensemble 2 = all six references (208 M parameters
 # against the target's 7.98 M). An ensemble $E$ averages its members' probabilities,
 # $$p_E(x) = \frac{1}{|E|}\sum_{n \in E} f_n(x)$$
-# (`paperkit.soft_labels.average_predictions`, the same average as the soft labels of eq. 2).
+# (`paperkit.method.soft_labels.average_predictions`, the same average as the soft labels of eq. 2).
 #
 # Ensemble 1 is the DenseNet members of the references (on the cpu profile: `densenet_tiny`,
 # `densenet_tiny_deep`, `densenet_tiny_wide`, the small analogues of DenseNet-121/169/201); a profile
@@ -31,13 +31,13 @@ overrides = {}  # any Profile field; validated before any work
 # %%
 from IPython.display import Markdown, display
 
-from paperkit import experiment as ex
-from paperkit import report
-from paperkit.inference import inference_throughput
+from paperkit.evaluation import report
+from paperkit.method.soft_labels import average_predictions
 from paperkit.models import count_parameters
 from paperkit.notebook import setup
+from paperkit.pipeline import experiment as ex
 from paperkit.runtime import pick_device
-from paperkit.soft_labels import average_predictions
+from paperkit.training.inference import inference_throughput
 
 cfg, paths = setup(profile, data_root, overrides, notebook="07")
 layout = "chexpert" if "chexpert" in ex.layouts(cfg) else ex.layouts(cfg)[0]
@@ -49,11 +49,15 @@ soft = ex.soft_labels(cfg, paths, prep, refs)
 pool = ex.pools(cfg, paths, prep, soft, cfg.k)
 seed = cfg.seeds[0]
 test = prep.rows("test")
-singles = {v: ex.train_run(cfg, paths, prep, cfg.target_arch, seed, v, soft=soft, pools=pool) for v in ("B", "B+MODL+KNNS")}
+singles = {
+    v: ex.train_run(cfg, paths, prep, cfg.target_arch, seed, v, soft=soft, pools=pool) for v in ("B", "B+MODL+KNNS")
+}
 ref_probs = {a: ex.probabilities(cfg, r, prep, test) for a, r in refs.items()}
 densenets = [a for a in cfg.reference_archs if a.startswith("densenet")]
-members = {"Ensemble 1": densenets if len(densenets) >= 2 else list(cfg.reference_archs[:3]),
-           "Ensemble 2": list(cfg.reference_archs)}
+members = {
+    "Ensemble 1": densenets if len(densenets) >= 2 else list(cfg.reference_archs[:3]),
+    "Ensemble 2": list(cfg.reference_archs),
+}
 probs = {v: ex.probabilities(cfg, r, prep, test) for v, r in singles.items()}
 probs.update({name: average_predictions([ref_probs[a] for a in archs]) for name, archs in members.items()})
 result = ex.evaluate(cfg, prep, probs)
@@ -65,12 +69,15 @@ result = ex.evaluate(cfg, prep, probs)
 shape = (1, cfg.crop, cfg.crop)
 params = {v: count_parameters(r.model) for v, r in singles.items()}
 device = str(pick_device(cfg.device, 0))  # the cost on the profile's device, run as predictions run there
-speed = {v: inference_throughput(r.model, shape, batch_size=32, n_batches=5, device=device, amp=cfg.amp)
-         for v, r in singles.items()}
+speed = {
+    v: inference_throughput(r.model, shape, batch_size=32, n_batches=5, device=device, amp=cfg.amp)
+    for v, r in singles.items()
+}
 for name, archs in members.items():
     params[name] = sum(count_parameters(refs[a].model) for a in archs)
-    speed[name] = inference_throughput([refs[a].model for a in archs], shape, batch_size=32, n_batches=5,
-                                       device=device, amp=cfg.amp)
+    speed[name] = inference_throughput(
+        [refs[a].model for a in archs], shape, batch_size=32, n_batches=5, device=device, amp=cfg.amp
+    )
 
 # %% [markdown]
 # Table 3 puts them beside each model's mean AUC and the paper's numbers (on the NIH layout, which the
@@ -94,6 +101,8 @@ display(table.display)
 # %%
 b, target, e2 = (result.mean_auc(m) for m in ("B", "B+MODL+KNNS", "Ensemble 2"))
 recovered = (target - b) / (e2 - b) if e2 != b else float("nan")
-print(f"B {100 * b:.2f}, B+MODL+KNNS {100 * target:.2f}, Ensemble 2 {100 * e2:.2f} mean AUC: "
-      f"the single model recovers {100 * recovered:.0f}% of the ensemble's gain over B "
-      f"(paper, Table 3: (92.63-89.66)/(93.96-89.66) = 69%)")
+print(
+    f"B {100 * b:.2f}, B+MODL+KNNS {100 * target:.2f}, Ensemble 2 {100 * e2:.2f} mean AUC: "
+    f"the single model recovers {100 * recovered:.0f}% of the ensemble's gain over B "
+    f"(paper, Table 3: (92.63-89.66)/(93.96-89.66) = 69%)"
+)

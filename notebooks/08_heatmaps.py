@@ -27,11 +27,11 @@ max_cases = 60  # positive test cases scored per finding
 # %%
 from IPython.display import Markdown, display
 
-from paperkit import experiment as ex
-from paperkit import report
-from paperkit.figures import fig5_heatmap_grid
-from paperkit.localisation import mask_localisation
+from paperkit.evaluation import report
+from paperkit.evaluation.figures import fig5_heatmap_grid
 from paperkit.notebook import setup, show_figure
+from paperkit.pipeline import experiment as ex
+from paperkit.pipeline.localisation import mask_localisation
 
 # %% [markdown]
 # ## The two targets
@@ -48,14 +48,14 @@ models = {v: ex.train_run(cfg, paths, prep, cfg.target_arch, seed, v, soft=soft,
 
 # %% [markdown]
 # ## Heatmaps and their scores
-# The PCAM head (`paperkit.heatmaps.pcam_maps`) gives, for finding $c$ and image $x$, a probability
+# The PCAM head (`paperkit.evaluation.heatmaps.pcam_maps`) gives, for finding $c$ and image $x$, a probability
 # map $H_p = \sigma\big(w_c^\top F_p(x) + b_c\big)$ at each position $p$ of the feature map $F$ (the
 # per-position logits its pooling attends to), upsampled to the image. Against the lesion mask $M$,
 # per positive test case:
 # $$\text{pointing hit} = \big[\arg\max_p H_p \in M\big], \qquad
 #   \mathrm{IoU} = \frac{|\{H \ge 0.5\} \cap M|}{|\{H \ge 0.5\} \cup M|}$$
-# (`paperkit.heatmaps.score_masks`), on the same centre crops the models were scored on
-# (`paperkit.localisation.mask_localisation`: up to `max_cases` cases per finding, the first
+# (`paperkit.evaluation.heatmaps.score_masks`), on the same centre crops the models were scored on
+# (`paperkit.pipeline.localisation.mask_localisation`: up to `max_cases` cases per finding, the first
 # `cases_per_finding` of them drawn in Fig. 5).
 
 # %%

@@ -1,3 +1,3 @@
-from paperkit.cli import main
+from paperkit.orchestration.cli import main
 
 raise SystemExit(main())

@@ -14,7 +14,23 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 from paperkit.overrides import ConfigError, coerce
-from paperkit.workers import parse_devices
+
+
+def parse_devices(devices: str) -> tuple[int, ...] | None:
+    """GPU indices of a ``devices`` setting: ``None`` for ``all``, else the listed ones (``"0,1,3"``).
+
+    Raises
+    ------
+    ValueError
+        On anything but ``all`` or distinct non-negative integers separated by commas.
+    """
+    if devices.strip().lower() == "all":
+        return None
+    items = [d.strip() for d in devices.split(",")]
+    if not all(d.isdigit() for d in items) or len(set(map(int, items))) != len(items):
+        raise ValueError(f"parameter 'devices' must be all or distinct GPU indices such as 0,1,3, got {devices!r}")
+    return tuple(map(int, items))
+
 
 #: The paper's six reference CNNs (timm names) and its target.
 PAPER_REFERENCES = (
@@ -73,7 +89,7 @@ class Profile:
     val_fraction: float = 0.1  # validation patients drawn from the training patients
     uncertain_policy: str = "u_ones"  # chexpert: u_ones | u_zeros | u_ignore | lsr_ones | lsr_zeros
     frontal_only: bool = True  # chexpert/mimic: keep frontal views only
-    missing: str = "error"  # real data: images listed in the metadata but absent on disk: error | skip (train on the rest)
+    missing: str = "error"
     # --- input pipeline ---------------------------------------------------------------------
     resize: int = 256  # every image is resized to resize x resize once, in the cache
     crop: int = 224  # random crop for training, centre crop for evaluation
@@ -111,7 +127,7 @@ class Profile:
     results_name: str = ""  # results/<results_name>/ ("" = the profile's name); shared by profiles that add runs
     bootstrap: int = 1000
     device: str = "auto"  # auto | cpu | cuda
-    workers: int = 0  # independent runs at once (paperkit.workers); 0 = one per GPU of `devices` on CUDA, 1 on CPU
+    workers: int = 0
     devices: str = "all"  # GPUs the independent runs share: all visible, or indices such as 0,1,3
     amp: bool = True  # bf16 autocast on CUDA only
     num_threads: int = 0  # 0 = torch default
@@ -188,9 +204,11 @@ REAL_DATA_TEACHING = tuple(t for t in TEACHING if t not in BENCHMARK_ONLY_TEACHI
 #: two and leave out NASNet-A Large, the slowest of the six (1,924 img/s inference on an H200 against
 #: DenseNet-121's 5,358). Both are among the references, so the in-fold teachers need no new run.
 REAL_ABLATION_REFERENCES = ("densenet121", "inception_resnet_v2")
-_REAL_NOTE = (" Teaching ablations that need the embedded benchmark (memorisation curves, noise x λ grid) are "
-              "left out; out-of-fold and cleanlab use densenet121 + inception_resnet_v2 (ablation_reference_archs). "
-              "Needs --data-root and a GPU; `python -m paperkit plan --profile {name}` lists every run with its time.")
+_REAL_NOTE = (
+    " Teaching ablations that need the embedded benchmark (memorisation curves, noise x λ grid) are "
+    "left out; out-of-fold and cleanlab use densenet121 + inception_resnet_v2 (ablation_reference_archs). "
+    "Needs --data-root and a GPU; `python -m paperkit plan --profile {name}` lists every run with its time."
+)
 
 _NIH = Profile(
     name="nih",
@@ -209,8 +227,10 @@ _CHEXPERT = Profile(
     uncertain_policy="u_ones",  # the paper trains B and the references with U-Ones
     teaching=REAL_DATA_TEACHING,
     ablation_reference_archs=REAL_ABLATION_REFERENCES,
-    notes=("Paper settings on CheXpert (Tables 2, 3, Figs 3-5): 26 training runs (23 as nih, and the U-Zeros, "
-           "U-Ignore and U-Ones+LSR baselines)." + _REAL_NOTE.format(name="chexpert")),
+    notes=(
+        "Paper settings on CheXpert (Tables 2, 3, Figs 3-5): 26 training runs (23 as nih, and the U-Zeros, "
+        "U-Ignore and U-Ones+LSR baselines)." + _REAL_NOTE.format(name="chexpert")
+    ),
 )
 
 #: The paper's networks and resolution on the embedded benchmark, sized for one H200 (~6 minutes).
@@ -244,11 +264,13 @@ _GPU = Profile(
     k_sweep=(3, 5, 7, 9, 11),
     teaching=("faithful_knns",),  # memorisation curves would score train + test each epoch of 16 runs: ~35 s
     device="cuda",
-    notes=("The paper's six references and DenseNet-121 at its resolution (256 px images, 224 crops) on the "
-           "embedded benchmark, every notebook: 3,000 images per layout, "
-           "3 epochs, 3 seeds, from scratch (-p pretrained=imagenet or a weights folder for ImageNet "
-           "initialisation). A scale check of the pipeline on a GPU: models this briefly trained from "
-           "scratch are weak, so its AUCs are not the paper's. Needs a CUDA GPU."),
+    notes=(
+        "The paper's six references and DenseNet-121 at its resolution (256 px images, 224 crops) on the "
+        "embedded benchmark, every notebook: 3,000 images per layout, "
+        "3 epochs, 3 seeds, from scratch (-p pretrained=imagenet or a weights folder for ImageNet "
+        "initialisation). A scale check of the pipeline on a GPU: models this briefly trained from "
+        "scratch are weak, so its AUCs are not the paper's. Needs a CUDA GPU."
+    ),
 )
 
 _TEACH = replace(
@@ -285,9 +307,7 @@ def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}"
-        ) from None
+        raise ConfigError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
 
 
 def apply_overrides(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
@@ -325,9 +345,7 @@ def validate(profile: Profile) -> None:
     """Check choices and ranges; raise :class:`ConfigError` naming the first bad field."""
     for key, allowed in _CHOICES.items():
         if getattr(profile, key) not in allowed:
-            raise ConfigError(
-                f"parameter {key!r} must be one of {', '.join(allowed)}, got {getattr(profile, key)!r}"
-            )
+            raise ConfigError(f"parameter {key!r} must be one of {', '.join(allowed)}, got {getattr(profile, key)!r}")
     positive = ("n_images", "render_size", "resize", "crop", "batch_size", "epochs", "k", "lr_step_epochs")
     for key in positive:
         if getattr(profile, key) <= 0:
@@ -350,11 +368,14 @@ def validate(profile: Profile) -> None:
         raise ConfigError("parameter 'reference_archs' needs at least one architecture")
     unknown = [t for t in profile.teaching if t not in TEACHING]
     if unknown:
-        raise ConfigError(f"parameter 'teaching' has unknown ablation(s) {', '.join(unknown)}; "
-                          f"choose from {', '.join(TEACHING)}")
+        raise ConfigError(
+            f"parameter 'teaching' has unknown ablation(s) {', '.join(unknown)}; choose from {', '.join(TEACHING)}"
+        )
     if not 0 <= profile.ablation_seeds <= len(profile.seeds):
-        raise ConfigError(f"parameter 'ablation_seeds' must be in 0..{len(profile.seeds)} (the number of seeds), "
-                          f"got {profile.ablation_seeds}")
+        raise ConfigError(
+            f"parameter 'ablation_seeds' must be in 0..{len(profile.seeds)} (the number of seeds), "
+            f"got {profile.ablation_seeds}"
+        )
     if profile.oof_folds < 2:
         raise ConfigError(f"parameter 'oof_folds' must be at least 2, got {profile.oof_folds}")
     if any(level < 0 for level in profile.noise_sweep):
@@ -369,3 +390,8 @@ def resolve(profile: str | Profile, overrides: Mapping[str, Any] | None = None) 
 
 for _p in PROFILES.values():
     validate(_p)
+
+
+def trained_archs(profile: Profile) -> tuple[str, ...]:
+    """Every architecture ``profile`` trains: its references, its target, its ablation references."""
+    return tuple(dict.fromkeys((*profile.reference_archs, profile.target_arch, *profile.ablation_reference_archs)))

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from paperkit.config import Profile, resolve
-from paperkit.deviations import deviations, markdown_list
 from paperkit.paths import REPO_ROOT, RunPaths, results_root
+from paperkit.pipeline.deviations import deviations, markdown_list
 from paperkit.progress import in_kernel
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from paperkit.report import ReportTable
+    from paperkit.evaluation.report import ReportTable
 
 #: The run paths of the last :func:`setup`, where :func:`show_figure` saves figures.
 _current: RunPaths | None = None
@@ -86,7 +86,7 @@ def show_figure(figure: "Figure | str | os.PathLike | Sequence[str | os.PathLike
     ----------
     figure
         A matplotlib figure (``plt.subplots()``'s or ``ax.figure``), saved as ``<name>.png`` and
-        ``.pdf`` under the run's ``figures/`` and closed; or the files a :mod:`paperkit.figures`
+        ``.pdf`` under the run's ``figures/`` and closed; or the files a :mod:`paperkit.evaluation.figures`
         function already wrote (its PNG is shown).
     name
         File stem for a matplotlib figure, e.g. ``"nb02_validation_auc_nih"``; required for one.
@@ -101,7 +101,7 @@ def show_figure(figure: "Figure | str | os.PathLike | Sequence[str | os.PathLike
             raise ValueError("show_figure(fig, name): a matplotlib figure needs a file name, e.g. 'nb01_prevalence'")
         if _current is None:
             raise RuntimeError("show_figure: call paperkit.notebook.setup(...) first; it sets the figures folder")
-        from paperkit.figures import save_figure
+        from paperkit.evaluation.figures import save_figure
 
         files = save_figure(figure, _current.figures, name)
         if "matplotlib.pyplot" in sys.modules:  # a pyplot figure would be drawn again at the cell's end
@@ -124,7 +124,7 @@ def show_table(table: "ReportTable") -> None:
     """Save a report table under the run's ``tables/`` (CSV, Markdown, LaTeX) and show it with its caption and notes."""
     if _current is None:
         raise RuntimeError("show_table: call paperkit.notebook.setup(...) first; it sets the tables folder")
-    from paperkit.report import write_table
+    from paperkit.evaluation.report import write_table
 
     write_table(table, _current.tables)
     if in_kernel():

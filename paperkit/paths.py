@@ -38,7 +38,7 @@ class RunPaths:
     # --- data ---------------------------------------------------------------------------------
     @property
     def benchmark(self) -> Path:
-        """Embedded benchmark, one sub-folder per draw, named by :func:`paperkit.runs.dataset_key`."""
+        """Embedded benchmark, one sub-folder per draw, named by :func:`paperkit.pipeline.specs.dataset_key`."""
         return self.root / "benchmark"
 
     @property
@@ -67,7 +67,7 @@ class RunPaths:
 
     @property
     def evaluations(self) -> Path:
-        """Stored bootstrap evaluations, one file per set of inputs (:mod:`paperkit.comparison_cache`)."""
+        """Stored bootstrap evaluations, one file per set of inputs (:mod:`paperkit.evaluation.comparison_cache`)."""
         return self.root / "evaluations"
 
     # --- reports -----------------------------------------------------------------------------

@@ -210,9 +210,16 @@ class LiveStatus:
         ``elapsed seconds -> estimated seconds left for the whole run`` or ``None`` if unknown.
     """
 
-    def __init__(self, path: Path, prefix: str, remaining: Callable[[float], float | None],
-                 stream: TextIO | None = None, interval: float = 0.5, quiet_s: float = 60.0,
-                 min_gap_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        prefix: str,
+        remaining: Callable[[float], float | None],
+        stream: TextIO | None = None,
+        interval: float = 0.5,
+        quiet_s: float = 60.0,
+        min_gap_s: float = 5.0,
+    ) -> None:
         self.path, self.prefix, self.remaining = path, prefix, remaining
         self.stream = stream or sys.stdout
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())

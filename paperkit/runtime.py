@@ -1,6 +1,6 @@
 """Plumbing of the trainer: device choice, DDP collectives, background loading.
 
-Kept apart from :mod:`paperkit.train` so that the loop there reads as the method.
+Kept apart from :mod:`paperkit.training.loop` so that the loop there reads as the method.
 """
 from __future__ import annotations
 

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import paperkit.run_state as run_state
-import paperkit.train as train
-from paperkit import experiment
-from paperkit.checkpoint import save_checkpoint
+import paperkit.training.loop as train
+import paperkit.training.state as run_state
 from paperkit.config import get_profile
 from paperkit.models import create_model
 from paperkit.paths import RunPaths
+from paperkit.pipeline import experiment
+from paperkit.training.checkpoint import save_checkpoint
 
 RESULTS: list[dict] = []
 
@@ -148,8 +148,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         d = args.device
-        for fn, fargs in ((channels_last_matches, (d, "densenet121", 224)), (channels_last_matches, (d, "densenet_tiny", 56)),
-                          (bf16_step_matches, (d, "densenet121", 224)), (training_runs, (d, out, args.n_images, args.epochs))):
+        for fn, fargs in (
+            (channels_last_matches, (d, "densenet121", 224)),
+            (channels_last_matches, (d, "densenet_tiny", 56)),
+            (bf16_step_matches, (d, "densenet121", 224)),
+            (training_runs, (d, out, args.n_images, args.epochs)),
+        ):
             try:
                 fn(*fargs)
             except Exception:  # one broken check must not hide the others' results

@@ -56,13 +56,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from paperkit import experiment as ex
-from paperkit.ceiling import ceiling_requests
 from paperkit.config import Profile, resolve
-from paperkit.evaluate import macro_mean, per_class_auc
+from paperkit.evaluation.metrics import macro_mean, per_class_auc
 from paperkit.paths import RunPaths, results_root
-from paperkit.run_state import RunData
-from paperkit.train import TrainResult, fit_run
+from paperkit.pipeline import experiment as ex
+from paperkit.pipeline.ceiling import ceiling_requests
+from paperkit.training.loop import TrainResult, fit_run
+from paperkit.training.state import RunData
 
 #: The development draw: every choice here is made on it, never on the reporting draw (20261202).
 DEV_SEED = 0
@@ -119,7 +119,7 @@ def train_watched_b(cfg: Profile, paths: RunPaths, prep: ex.Prepared) -> tuple[T
     """Train (or load) B with per-epoch curves on train (mined), val (mined) and val (clean) labels.
 
     The curves are extra ``monitor_*`` columns of the history; the epoch is still chosen by the
-    trainer on the mined validation labels of every finding, as in :func:`paperkit.experiment.train_run`.
+    trainer on the mined validation labels of every finding, as in :func:`paperkit.pipeline.experiment.train_run`.
 
     Returns
     -------

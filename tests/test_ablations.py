@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperkit import ablations
+from paperkit.pipeline import ablations
 
 
 def test_label_quality_scores_each_source_against_the_truth() -> None:

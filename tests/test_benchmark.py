@@ -9,17 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperkit.cli import main as cli
 from paperkit.data import benchmark as B
 from paperkit.data.labels import CHEXPERT_CLASSES, NIH_CLASSES
 from paperkit.data.nih_stats import STATS_PATH, derive_stats
+from paperkit.orchestration.cli import main as cli
 
-TXV_DATA = Path(__import__("paperkit").__file__).parent.parent / ".venv/lib/python3.11/site-packages/torchxrayvision/data"
+TXV_DATA = (
+    Path(__import__("paperkit").__file__).parent.parent / ".venv/lib/python3.11/site-packages/torchxrayvision/data"
+)
 
 
 def _digest(root: Path, skip=("manifest.json",)) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in skip}
+    return {
+        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in skip
+    }
 
 
 @pytest.fixture(scope="module", params=B.LAYOUTS)
@@ -73,9 +78,9 @@ def test_boxes_are_tight_around_masks(built):
         mask = np.load(root / "masks" / image.replace(".png", ".npz"))[spelling[label]]
         assert 0 <= x and 0 <= y and x + w <= 48 and y + h <= 48
         inside = np.zeros_like(mask, bool)
-        inside[y:y + h, x:x + w] = True
+        inside[y : y + h, x : x + w] = True
         assert mask.any() and not (mask.astype(bool) & ~inside).any()
-        assert mask[y, x:x + w].any() and mask[y + h - 1, x:x + w].any()  # tight
+        assert mask[y, x : x + w].any() and mask[y + h - 1, x : x + w].any()  # tight
 
 
 def test_chexpert_layout(built):
@@ -89,7 +94,9 @@ def test_chexpert_layout(built):
     assert len(train) + len(valid) == 150 and len(clean) == len(train)
     assert train["Path"].str.match(r"CheXpert-v1\.0-small/train/patient\d{5}/study\d+/view1_frontal\.jpg").all()
     assert all((root / p).is_file() for p in valid["Path"])
-    values = set(np.unique(train[list(CHEXPERT_CLASSES)].to_numpy(float)[~train[list(CHEXPERT_CLASSES)].isna().to_numpy()]))
+    values = set(
+        np.unique(train[list(CHEXPERT_CLASSES)].to_numpy(float)[~train[list(CHEXPERT_CLASSES)].isna().to_numpy()])
+    )
     assert values <= {-1.0, 0.0, 1.0} and train[list(CHEXPERT_CLASSES)].isna().any().any()
     assert set(np.unique(valid[list(CHEXPERT_CLASSES)].to_numpy())) <= {0.0, 1.0}
     patients = lambda df: set(df["Path"].str.extract(r"(patient\d+)")[0])  # noqa: E731
@@ -118,11 +125,14 @@ def test_cli_refuses_nonempty_dir(tmp_path, capsys):
     assert (tmp_path / "keep.txt").is_file()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--size", "8"], "image size"),
-    (["--n-images", "3"], "n_images"),
-    (["--noise", "-1"], "noise"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size", "8"], "image size"),
+        (["--n-images", "3"], "n_images"),
+        (["--noise", "-1"], "noise"),
+    ],
+)
 def test_cli_bad_arguments(tmp_path, capsys, args, message):
     assert cli(["phantom", "--out", str(tmp_path / "x"), *args]) == 2
     assert message in capsys.readouterr().err
@@ -139,6 +149,7 @@ def test_packaged_stats_match_derivation():
     if not source.is_file():
         try:
             import torchxrayvision  # noqa: F401
+
             source = Path(torchxrayvision.__file__).parent / "data" / "Data_Entry_2017_v2020.csv.gz"
         except ImportError:
             pytest.skip("torchxrayvision (dev dependency) is not installed: cannot re-derive nih_stats.json")

@@ -27,7 +27,17 @@ def _images(folder, n=7, side=40):
     [
         ("L", np.full((30, 30), 77, np.uint8), 77),
         ("RGB", np.dstack([np.full((30, 30), 200, np.uint8), np.zeros((30, 30, 2), np.uint8)]), 200),
-        ("RGBA", np.dstack([np.full((30, 30, 1), 90, np.uint8), np.zeros((30, 30, 2), np.uint8), np.full((30, 30, 1), 255, np.uint8)]), 90),
+        (
+            "RGBA",
+            np.dstack(
+                [
+                    np.full((30, 30, 1), 90, np.uint8),
+                    np.zeros((30, 30, 2), np.uint8),
+                    np.full((30, 30, 1), 255, np.uint8),
+                ]
+            ),
+            90,
+        ),
     ],
 )
 def test_first_channel_of_8bit(tmp_path, mode, pixels, expected):

@@ -6,11 +6,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from paperkit.ceiling import CEILING, ceiling_requests, clean_label_twin, has_clean_training_labels
 from paperkit.config import apply_overrides, get_profile
 from paperkit.data.datasets import XrayDataset
-from paperkit.experiment import Prepared
-from paperkit.runs import CLEAN_LABELS
+from paperkit.pipeline.ceiling import CEILING, ceiling_requests, clean_label_twin, has_clean_training_labels
+from paperkit.pipeline.experiment import Prepared
+from paperkit.pipeline.specs import CLEAN_LABELS
 
 N, C = 40, 3
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from test_nih import xrv_data
 
 from paperkit.data.chexpert import CHEXPERT_HEADER, load_chexpert, per_study, read_chexpert_csv
 from paperkit.data.datasets import DataError
 from paperkit.data.labels import CHEXPERT_CLASSES
-from test_nih import xrv_data
 
 # 14 observations: a mix of 1.0, 0.0, -1.0 and blank, as in the real file
 TRAIN_VALUES = ["1.0", "", "-1.0", "1.0", "", "-1.0", "0.0", "", "", "0.0", "1.0", "", "", "1.0"]
@@ -56,7 +56,10 @@ def test_load_both_prefixes(tmp_path, prefix, given):
 def test_train_clean_and_per_study(tmp_path):
     root = write_chexpert(tmp_path)
     lines = ["Path," + ",".join(CHEXPERT_CLASSES)]
-    lines += [f"CheXpert-v1.0-small/train/patient{p:05d}/study1/view1_frontal.jpg," + ",".join(["0"] * 14) for p in range(1, 7)]
+    lines += [
+        f"CheXpert-v1.0-small/train/patient{p:05d}/study1/view1_frontal.jpg," + ",".join(["0"] * 14)
+        for p in range(1, 7)
+    ]
     (root / "train_clean.csv").write_text("\n".join(lines) + "\n")
     ds = load_chexpert(root)
     assert (ds.clean_labels == np.where(ds.split[:, None] == "test", ds.labels, 0)).all()
@@ -77,10 +80,19 @@ def _edit(path, old, new):
         (lambda r: (r / "valid.csv").unlink(), "valid.csv not found"),
         (lambda r: (r / "train.csv").unlink(), "no train.csv"),
         (lambda r: _edit(r / "train.csv", "Pleural Effusion", "Effusion"), "header"),
-        (lambda r: _edit(r / "train.csv", "AP,1.0,", "AP,2.0,"), r"train.csv, line 2, column 'No Finding': value '2.0'"),
-        (lambda r: _edit(r / "train.csv", "small/train/patient00003", "small/train/p3"), r"train.csv, line 6, column 'Path'"),
+        (
+            lambda r: _edit(r / "train.csv", "AP,1.0,", "AP,2.0,"),
+            r"train.csv, line 2, column 'No Finding': value '2.0'",
+        ),
+        (
+            lambda r: _edit(r / "train.csv", "small/train/patient00003", "small/train/p3"),
+            r"train.csv, line 6, column 'Path'",
+        ),
         (lambda r: _edit(r / "valid.csv", "patient64541", "patient00001"), "patient patient00001 is in two splits"),
-        (lambda r: (r / "train/patient00002/study1/view1_frontal.jpg").unlink(), "patient00002/study1/view1_frontal.jpg"),
+        (
+            lambda r: (r / "train/patient00002/study1/view1_frontal.jpg").unlink(),
+            "patient00002/study1/view1_frontal.jpg",
+        ),
     ],
     ids=["no-valid", "no-train", "header", "bad-value", "bad-path", "patient-in-two-splits", "missing-image"],
 )

@@ -1,4 +1,4 @@
-"""Stored bootstrap evaluations (paperkit.comparison_cache): equal to fresh ones, keyed by every input."""
+"""Stored bootstrap evaluations (paperkit.evaluation.comparison_cache): equal to fresh ones, keyed by every input."""
 from __future__ import annotations
 
 import warnings
@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperkit.comparison_cache import cached_compare_models
-from paperkit.evaluate import NotEvaluableWarning, compare_models
+from paperkit.evaluation.comparison_cache import cached_compare_models
+from paperkit.evaluation.metrics import NotEvaluableWarning, compare_models
 
 CLASSES = ("a", "b", "c")
-pytestmark = pytest.mark.filterwarnings("ignore::paperkit.evaluate.NotEvaluableWarning")  # class c is n/a on purpose
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::paperkit.evaluation.metrics.NotEvaluableWarning"
+)  # class c is n/a on purpose
 
 
 def inputs(seed: int = 0, n: int = 60):
@@ -19,8 +21,10 @@ def inputs(seed: int = 0, n: int = 60):
     y = rng.integers(0, 2, (n, len(CLASSES))).astype(float)
     y[:5, 1] = np.nan
     y[:, 2] = 0.0  # no positive: n/a, with its warning
-    scores = {"B": rng.random((n, len(CLASSES))).astype(np.float32),
-              "B+MODL": rng.random((n, len(CLASSES))).astype(np.float32)}
+    scores = {
+        "B": rng.random((n, len(CLASSES))).astype(np.float32),
+        "B+MODL": rng.random((n, len(CLASSES))).astype(np.float32),
+    }
     patients = np.array([f"p{i // 2}" for i in range(n)])
     return y, scores, patients
 
@@ -29,7 +33,16 @@ def assert_same(a, b) -> None:
     pd.testing.assert_frame_equal(a.auc, b.auc)
     pd.testing.assert_frame_equal(a.diff, b.diff)
     assert (a.classes, a.models, a.reference, a.na_classes, a.n_images, a.n_patients, a.n_boot, a.seed, a.level) == (
-        b.classes, b.models, b.reference, b.na_classes, b.n_images, b.n_patients, b.n_boot, b.seed, b.level)
+        b.classes,
+        b.models,
+        b.reference,
+        b.na_classes,
+        b.n_images,
+        b.n_patients,
+        b.n_boot,
+        b.seed,
+        b.level,
+    )
 
 
 def call(folder, y, scores, patients, **kw):
@@ -63,13 +76,16 @@ def _scores_changed(y, s, p):
     return y, s, p
 
 
-@pytest.mark.parametrize("change", [
-    lambda y, s, p: _scores_changed(y, s, p),
-    lambda y, s, p: (y, {"B": s["B"], "other name": s["B+MODL"]}, p),  # renamed model
-    lambda y, s, p: (y, dict(reversed(list(s.items()))), p),  # other order (the tables' row order)
-    lambda y, s, p: (np.where(np.arange(len(y))[:, None] == 3, 1 - np.nan_to_num(y), y), s, p),  # labels
-    lambda y, s, p: (y, s, np.array([f"p{i // 3}" for i in range(len(p))])),  # patients
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda y, s, p: _scores_changed(y, s, p),
+        lambda y, s, p: (y, {"B": s["B"], "other name": s["B+MODL"]}, p),  # renamed model
+        lambda y, s, p: (y, dict(reversed(list(s.items()))), p),  # other order (the tables' row order)
+        lambda y, s, p: (np.where(np.arange(len(y))[:, None] == 3, 1 - np.nan_to_num(y), y), s, p),  # labels
+        lambda y, s, p: (y, s, np.array([f"p{i // 3}" for i in range(len(p))])),  # patients
+    ],
+)
 def test_any_changed_input_is_a_new_entry(tmp_path, change):
     y, scores, patients = inputs()
     call(tmp_path, y, scores, patients)
@@ -88,11 +104,14 @@ def test_other_bootstrap_settings_are_a_new_entry(tmp_path, kw):
     assert len(list(tmp_path.glob("*.pkl"))) == 2
 
 
-@pytest.mark.parametrize("damage", [
-    lambda path: path.write_bytes(path.read_bytes()[:50]),  # truncated
-    lambda path: path.write_bytes(b"garbage"),
-    lambda path: path.write_bytes(__import__("pickle").dumps({"not": "a result"})),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_bytes(path.read_bytes()[:50]),  # truncated
+        lambda path: path.write_bytes(b"garbage"),
+        lambda path: path.write_bytes(__import__("pickle").dumps({"not": "a result"})),
+    ],
+)
 def test_a_damaged_file_is_recomputed_and_replaced(tmp_path, damage):
     y, scores, patients = inputs()
     fresh, _ = call(tmp_path, y, scores, patients)

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from test_train import VARIANT, config, make_data
 from torch import nn
 
-import paperkit.inference as inference
-import paperkit.run_state as run_state
-import paperkit.train as train
-from paperkit.checkpoint import load_checkpoint
-from test_train import VARIANT, config, make_data
+import paperkit.training.inference as inference
+import paperkit.training.loop as train
+import paperkit.training.state as run_state
+from paperkit.training.checkpoint import load_checkpoint
 
 
 class TinyNet(nn.Module):

@@ -5,8 +5,8 @@ from dataclasses import fields, replace
 
 import pytest
 
-from paperkit import deviations as dv
 from paperkit.config import PROFILES, Profile, apply_overrides, get_profile
+from paperkit.pipeline import deviations as dv
 
 ALWAYS = {"kl_form", "head", "flip", "best_epoch", "loss_reduction", "bootstrap", "amp"}
 

@@ -147,7 +147,7 @@ def _is_temporary(path: Path, root: Path) -> bool:
 def _assert_nothing_half_written(root: Path) -> None:
     """Every file a rerun trusts is complete: manifests parse, checkpoints load, finished runs hold
     their files. Leftovers of interrupted atomic writes carry temporary names that nothing reads."""
-    from paperkit.checkpoint import load_checkpoint
+    from paperkit.training.checkpoint import load_checkpoint
 
     for manifest in root.rglob("manifest.json"):
         if _is_temporary(manifest, root):
@@ -173,7 +173,7 @@ def test_killed_run_resumes_to_identical_tables(smoke_run, tmp_path):
     """Kill ``run_all.sh`` (SIGKILL, whole process tree) in the middle of a training notebook while a
     model is between epochs, rerun it: the run resumes from its checkpoint and every table equals the
     uninterrupted run's, measured timings aside."""
-    from paperkit.checkpoint import load_checkpoint
+    from paperkit.training.checkpoint import load_checkpoint
 
     results = tmp_path / "results"
     root = results / "smoke"
@@ -183,15 +183,18 @@ def test_killed_run_resumes_to_identical_tables(smoke_run, tmp_path):
     command = [sys.executable, "-m", "paperkit", "run", "--profile", "smoke"]
     log_path = tmp_path / "killed_run.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 1500
         while True:
             text = log_path.read_text()
             if _current_notebook(text) in TRAINING_NOTEBOOKS and _runs_in_progress(root):
                 break
-            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before it could be killed:\n{text[-3000:]}"
+            assert proc.poll() is None, (
+                f"the run ended (rc {proc.returncode}) before it could be killed:\n{text[-3000:]}"
+            )
             assert time.monotonic() < deadline, f"no training run reached a checkpoint in time:\n{text[-3000:]}"
             time.sleep(0.05)  # an epoch of the smoke profile can take well under a second
     finally:
@@ -203,7 +206,10 @@ def test_killed_run_resumes_to_identical_tables(smoke_run, tmp_path):
     _assert_nothing_half_written(root)
     # the epochs done before the kill: resuming must keep them, not train them again
     kept = {run: pd.DataFrame(load_checkpoint(run / "last.pt")["history"]) for run in interrupted}
-    print(f"killed in {killed_in}: " + ", ".join(f"{r.parent.name}/{r.name} after epoch {len(h)}" for r, h in kept.items()))
+    print(
+        f"killed in {killed_in}: "
+        + ", ".join(f"{r.parent.name}/{r.name} after epoch {len(h)}" for r, h in kept.items())
+    )
 
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -225,14 +231,19 @@ def test_killed_run_resumes_to_identical_tables(smoke_run, tmp_path):
 
 
 def test_plan_lists_exactly_the_runs_trained(smoke_run):
-    """The plan (paperkit.plan) and the runner's plan.json name the very run folders the notebooks created."""
+    """The plan (paperkit.pipeline.plan) and the runner's plan.json name the very run folders the notebooks created."""
     from paperkit.config import get_profile
-    from paperkit.plan import planned_runs
+    from paperkit.pipeline.plan import planned_runs
 
-    trained = {p.relative_to(smoke_run / "checkpoints").as_posix()
-               for p in (smoke_run / "checkpoints").glob("*/*") if p.is_dir()}
+    trained = {
+        p.relative_to(smoke_run / "checkpoints").as_posix()
+        for p in (smoke_run / "checkpoints").glob("*/*")
+        if p.is_dir()
+    }
     planned = {r.folder for r in planned_runs(get_profile("smoke"))}
-    assert trained == planned, f"trained, not planned: {sorted(trained - planned)}; planned, not trained: {sorted(planned - trained)}"
+    assert trained == planned, (
+        f"trained, not planned: {sorted(trained - planned)}; planned, not trained: {sorted(planned - trained)}"
+    )
     saved = json.loads((smoke_run / "plan.json").read_text())
     assert {r["folder"] for r in saved["runs"]} == planned
     assert saved["rates"]["device"] == "cpu" and saved["total_seconds"] > 0

@@ -8,9 +8,16 @@ import torch
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from paperkit.evaluate import MEAN, NotEvaluableWarning, clean_vs_noisy, compare_models, per_class_auc, seed_summary
-from paperkit.inference import inference_throughput
-from paperkit.stats import bootstrap_aucs, delong_test, holm, patient_resample_counts
+from paperkit.evaluation.metrics import (
+    MEAN,
+    NotEvaluableWarning,
+    clean_vs_noisy,
+    compare_models,
+    per_class_auc,
+    seed_summary,
+)
+from paperkit.evaluation.stats import bootstrap_aucs, delong_test, holm, patient_resample_counts
+from paperkit.training.inference import inference_throughput
 
 CLASSES = ("a", "b", "c")
 

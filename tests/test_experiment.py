@@ -1,14 +1,14 @@
-"""The pipeline steps of paperkit.experiment on a tiny benchmark: out-of-fold teachers."""
+"""The pipeline steps of paperkit.pipeline.experiment on a tiny benchmark: out-of-fold teachers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from paperkit import experiment as ex
 from paperkit.config import resolve
-from paperkit.localisation import finding_mask
+from paperkit.method.soft_labels import out_of_fold_folds
 from paperkit.paths import RunPaths
-from paperkit.soft_labels import out_of_fold_folds
+from paperkit.pipeline import experiment as ex
+from paperkit.pipeline.localisation import finding_mask
 
 
 @pytest.fixture(scope="module")

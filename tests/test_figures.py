@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperkit import figures
-from paperkit.evaluate import compare_models
+from paperkit.evaluation import figures
+from paperkit.evaluation.metrics import compare_models
 
 CLASSES = ("Atelectasis", "Edema")
 

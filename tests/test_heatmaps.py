@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from paperkit import experiment as ex
 from paperkit.config import resolve
-from paperkit.heatmaps import (
+from paperkit.evaluation.heatmaps import (
     box_to_input,
     compare_localisation,
     grad_cam,
@@ -22,8 +21,9 @@ from paperkit.heatmaps import (
     score_boxes,
     score_masks,
 )
-from paperkit.localisation import mask_localisation
 from paperkit.paths import RunPaths
+from paperkit.pipeline import experiment as ex
+from paperkit.pipeline.localisation import mask_localisation
 
 
 class _Head(nn.Module):
@@ -133,7 +133,12 @@ def test_heatmap_box(mode, box):
 
 @pytest.mark.parametrize(
     ("pred", "truth", "value"),
-    [((0, 0, 2, 2), (0, 0, 4, 4), 1.0), ((0, 0, 4, 4), (0, 0, 2, 2), 0.25), ((0, 0, 2, 2), (5, 5, 1, 1), 0.0), (None, (0, 0, 1, 1), 0.0)],
+    [
+        ((0, 0, 2, 2), (0, 0, 4, 4), 1.0),
+        ((0, 0, 4, 4), (0, 0, 2, 2), 0.25),
+        ((0, 0, 2, 2), (5, 5, 1, 1), 0.0),
+        (None, (0, 0, 1, 1), 0.0),
+    ],
 )
 def test_iobb_is_over_the_predicted_box(pred, truth, value):
     assert iobb(pred, truth) == pytest.approx(value)

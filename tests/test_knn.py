@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperkit.knn import load_pools, neighbour_agreement, neighbour_pools, save_pools
+from paperkit.method.knn import load_pools, neighbour_agreement, neighbour_pools, save_pools
 
 
 def _brute_force(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperkit.losses import LSR_RANGES, bce_loss, knns_loss, modl_loss, uncertain_targets
+from paperkit.method.losses import LSR_RANGES, bce_loss, knns_loss, modl_loss, uncertain_targets
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -34,9 +34,18 @@ def _gz(path, lines):
 
 def write_mimic(root, images=True):
     root.mkdir(parents=True, exist_ok=True)
-    _gz(root / "mimic-cxr-2.0.0-metadata.csv.gz",
-        [META_HEADER] + [f"{d},{s},{t},CHEST (PA AND LAT),{v},3056,2544,21800506,213014.531,CHEST,postero-anterior,Erect" for d, s, t, v, _ in IMAGES])
-    _gz(root / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id,study_id,subject_id,split"] + [f"{d},{t},{s},{sp}" for d, s, t, _, sp in IMAGES])
+    _gz(
+        root / "mimic-cxr-2.0.0-metadata.csv.gz",
+        [META_HEADER]
+        + [
+            f"{d},{s},{t},CHEST (PA AND LAT),{v},3056,2544,21800506,213014.531,CHEST,postero-anterior,Erect"
+            for d, s, t, v, _ in IMAGES
+        ],
+    )
+    _gz(
+        root / "mimic-cxr-2.0.0-split.csv.gz",
+        ["dicom_id,study_id,subject_id,split"] + [f"{d},{t},{s},{sp}" for d, s, t, _, sp in IMAGES],
+    )
     studies = sorted({(s, t) for _, s, t, _, _ in IMAGES})
     for labeler, value in (("chexpert", "-1.0"), ("negbio", "1.0")):
         rows = [f"{s},{t}," + ",".join(value if c == "Edema" else "" for c in LABEL_COLUMNS) for s, t in studies]
@@ -78,10 +87,18 @@ def test_patient_in_two_splits(tmp_path):
     root = tmp_path / "mimic"
     IMAGES_LEAK = [*IMAGES[:2], (IMAGES[2][0], IMAGES[2][1], IMAGES[2][2], "AP", "test")]
     write_mimic(root, images=False)
-    _gz(root / "mimic-cxr-2.0.0-split.csv.gz",
-        ["dicom_id,study_id,subject_id,split"] + [f"{d},{t},{s},{sp}" for d, s, t, _, sp in IMAGES_LEAK + IMAGES[3:]]
-        + ["d3x,0,0,train"])
-    _gz(root / "mimic-cxr-2.0.0-metadata.csv.gz",
-        [META_HEADER] + [f"{d},{s},{t},X,{v},1,1,1,1,X,X,X" for d, s, t, v, _ in IMAGES + [("d3x", "10000764", "57375967", "AP", "")]])
+    _gz(
+        root / "mimic-cxr-2.0.0-split.csv.gz",
+        ["dicom_id,study_id,subject_id,split"]
+        + [f"{d},{t},{s},{sp}" for d, s, t, _, sp in IMAGES_LEAK + IMAGES[3:]]
+        + ["d3x,0,0,train"],
+    )
+    _gz(
+        root / "mimic-cxr-2.0.0-metadata.csv.gz",
+        [META_HEADER]
+        + [
+            f"{d},{s},{t},X,{v},1,1,1,1,X,X,X" for d, s, t, v, _ in IMAGES + [("d3x", "10000764", "57375967", "AP", "")]
+        ],
+    )
     with pytest.raises(DataError, match="patient 10000764 is in two splits"):
         load_mimic(root, missing="keep")

@@ -116,8 +116,14 @@ def _edit(path: Path, old: str, new: str) -> None:
         (lambda r: shutil.rmtree(r), "does not exist"),
         (lambda r: (r / "Data_Entry_2017_v2020.csv").unlink(), "no Data_Entry_2017_v2020.csv"),
         (lambda r: _edit(r / "Data_Entry_2017_v2020.csv", "Finding Labels", "Findings"), "header"),
-        (lambda r: _edit(r / "Data_Entry_2017_v2020.csv", "Hernia", "Hernai"), r"line \d+, column 'Finding Labels': unknown label 'Hernai'"),
-        (lambda r: _edit(r / "Data_Entry_2017_v2020.csv", ",No Finding,", ",No Finding|Mass,"), "'No Finding' combined"),
+        (
+            lambda r: _edit(r / "Data_Entry_2017_v2020.csv", "Hernia", "Hernai"),
+            r"line \d+, column 'Finding Labels': unknown label 'Hernai'",
+        ),
+        (
+            lambda r: _edit(r / "Data_Entry_2017_v2020.csv", ",No Finding,", ",No Finding|Mass,"),
+            "'No Finding' combined",
+        ),
         (lambda r: (r / "test_list.txt").write_text("00000001_000.png\n"), r"train_val_list.txt and test_list.txt"),
         (lambda r: (r / "train_val_list.txt").unlink(), "train_val_list.txt not found"),
     ],
@@ -135,15 +141,19 @@ def test_patient_in_two_splits_is_named(tmp_path):
     train_val = (root / "train_val_list.txt").read_text().replace("00000007_001.png\n", "")
     (root / "train_val_list.txt").write_text(train_val)
     (root / "test_list.txt").write_text((root / "test_list.txt").read_text() + "00000007_001.png\n")
-    with pytest.raises(DataError, match=r"patient 7 is in two splits \(00000007_000.png in (train|val), 00000007_001.png in test"):
+    with pytest.raises(
+        DataError, match=r"patient 7 is in two splits \(00000007_000.png in (train|val), 00000007_001.png in test"
+    ):
         load_nih(root)
 
 
 def test_clean_labels_csv_and_google_relabels(tmp_path):
     root = write_nih(tmp_path / "nih")
-    google = ["Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
-              "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],Fracture,Pneumothorax,Airspace opacity,Nodule or mass,Set Id",
-              "00000001_000.png,No Finding,0,1,50,M,PA,2500,2048,0.143,0.143,NO,YES,NO,NO,test"]
+    google = [
+        "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+        "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],Fracture,Pneumothorax,Airspace opacity,Nodule or mass,Set Id",
+        "00000001_000.png,No Finding,0,1,50,M,PA,2500,2048,0.143,0.143,NO,YES,NO,NO,test",
+    ]
     (root / "google2019_nih-chest-xray-labels.csv").write_text("\n".join(google) + "\n")
     clean = load_nih(root).clean_labels
     row = clean[0]
@@ -173,9 +183,20 @@ def test_boxes_rename_infiltrate(tmp_path):
 # --- NIH's real metadata (bundled in torchxrayvision) ----------------------------------------------------
 
 REAL_COUNTS = {
-    "Infiltration": 19894, "Effusion": 13317, "Atelectasis": 11559, "Nodule": 6331, "Mass": 5782,
-    "Pneumothorax": 5302, "Consolidation": 4667, "Pleural_Thickening": 3385, "Cardiomegaly": 2776,
-    "Emphysema": 2516, "Edema": 2303, "Fibrosis": 1686, "Pneumonia": 1431, "Hernia": 227,
+    "Infiltration": 19894,
+    "Effusion": 13317,
+    "Atelectasis": 11559,
+    "Nodule": 6331,
+    "Mass": 5782,
+    "Pneumothorax": 5302,
+    "Consolidation": 4667,
+    "Pleural_Thickening": 3385,
+    "Cardiomegaly": 2776,
+    "Emphysema": 2516,
+    "Edema": 2303,
+    "Fibrosis": 1686,
+    "Pneumonia": 1431,
+    "Hernia": 227,
 }
 
 

@@ -12,15 +12,15 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from test_nih import write_png, xrv_data
 
-from paperkit import experiment as ex
-from paperkit import relabel
-from paperkit import report
 from paperkit.config import resolve
 from paperkit.data.datasets import XrayDataset
 from paperkit.data.labels import NIH_CLASSES
 from paperkit.data.nih import load_nih
-from paperkit.evaluate import NotEvaluableWarning
+from paperkit.evaluation import report
+from paperkit.evaluation.metrics import NotEvaluableWarning
 from paperkit.paths import RunPaths
+from paperkit.pipeline import experiment as ex
+from paperkit.pipeline import relabel
 
 GOOGLE = "google2019_nih-chest-xray-labels.csv"
 ENTRY = "Data_Entry_2017_v2020.csv"
@@ -33,7 +33,7 @@ def mined(findings: pd.Series) -> np.ndarray:
 
 
 def prepared(ds: XrayDataset) -> ex.Prepared:
-    """A :class:`~paperkit.experiment.Prepared` without an image cache: labels need no pixels."""
+    """A :class:`~paperkit.pipeline.experiment.Prepared` without an image cache: labels need no pixels."""
     columns = np.arange(len(NIH_CLASSES))
     return ex.Prepared("nih", "nih", ds, None, np.nan_to_num(ds.labels), ~np.isnan(ds.labels), NIH_CLASSES, columns,
                        "u_ones")

@@ -8,17 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-import paperkit.noisy_losses as nl
-import paperkit.run_state as run_state
-from paperkit.checkpoint import load_checkpoint, save_checkpoint
+import paperkit.method.noisy_losses as nl
+import paperkit.training.state as run_state
 from paperkit.config import resolve
-from paperkit.losses import bce_loss
-from paperkit.noisy_losses import ELR_BETA, ELR_CLAMP, get_method, methods, register_method
-from paperkit.run_state import ArrayImages, run_config
-from paperkit.runs import ALL_REFERENCES, SoftLabels, dataset_key, run_spec
-from paperkit.train import TrainConfig, fit
+from paperkit.method.losses import bce_loss
+from paperkit.method.noisy_losses import ELR_BETA, ELR_CLAMP, get_method, methods, register_method
+from paperkit.pipeline.specs import ALL_REFERENCES, SoftLabels, dataset_key, run_spec
+from paperkit.training.checkpoint import load_checkpoint, save_checkpoint
+from paperkit.training.loop import TrainConfig, fit
+from paperkit.training.state import ArrayImages, run_config
 
 B, C = 7, 5
 
@@ -90,7 +89,9 @@ CASES = [("bce", None), ("kd", None), *[("gce", q) for q in (0.3, 0.7, 1.0)],
 @pytest.mark.parametrize("soft_targets", [False, True])
 @pytest.mark.parametrize("use_mask", [False, True])
 def test_builtin_matches_numpy(name: str, param: float | None, soft_targets: bool, use_mask: bool) -> None:
-    z, t, mask, soft, rows = _inputs(4 * CASES.index((name, param)) + 2 * soft_targets + use_mask, soft_targets, use_mask)
+    z, t, mask, soft, rows = _inputs(
+        4 * CASES.index((name, param)) + 2 * soft_targets + use_mask, soft_targets, use_mask
+    )
     param = get_method(name).resolve(param)
     got = _call(name, z, t, mask, soft, rows, param, use_mask=use_mask)
     assert got.dim() == 0
@@ -98,8 +99,13 @@ def test_builtin_matches_numpy(name: str, param: float | None, soft_targets: boo
 
 
 def test_defaults_and_grids_are_the_stated_ones() -> None:
-    expected = {"bce": (None, ()), "kd": (None, ()), "gce": (0.7, (0.3, 0.5, 0.7, 0.9)),
-                "bootstrap_soft": (0.95, (0.8, 0.9, 0.95)), "elr": (3.0, (1.0, 3.0, 7.0))}
+    expected = {
+        "bce": (None, ()),
+        "kd": (None, ()),
+        "gce": (0.7, (0.3, 0.5, 0.7, 0.9)),
+        "bootstrap_soft": (0.95, (0.8, 0.9, 0.95)),
+        "elr": (3.0, (1.0, 3.0, 7.0)),
+    }
     for name, (default, grid) in expected.items():
         assert (get_method(name).default, get_method(name).grid) == (default, grid), name
     assert methods()[:5] == list(expected) and get_method("kd").needs_soft
@@ -130,8 +136,9 @@ def test_gradient_matches_finite_differences(name: str, param: float | None) -> 
     z, t, mask, soft, rows = _inputs(3, True, True)
     z = np.clip(z, -6, 6)  # gradcheck's finite differences in float64, away from saturation
     m = get_method(name)
-    fn = lambda logits: m.loss(logits, torch.tensor(t), torch.tensor(mask), torch.tensor(soft), torch.tensor(rows), 0,
-                               m.resolve(param), {})
+    fn = lambda logits: m.loss(
+        logits, torch.tensor(t), torch.tensor(mask), torch.tensor(soft), torch.tensor(rows), 0, m.resolve(param), {}
+    )
     assert torch.autograd.gradcheck(fn, (torch.tensor(z, requires_grad=True),))
 
 
@@ -205,7 +212,10 @@ def test_a_method_and_its_parameter_name_the_run() -> None:
         return run_spec(CPU, CPU_KEY, CPU.uncertain_policy, CPU.target_arch, 0, "B", changes=changes).folder
 
     b, gce = folder(), folder(method="gce")
-    assert len({b, gce, folder(method="gce", method_param=0.3), folder(method="elr"), folder(method="bootstrap_soft")}) == 5
+    assert (
+        len({b, gce, folder(method="gce", method_param=0.3), folder(method="elr"), folder(method="bootstrap_soft")})
+        == 5
+    )
     assert folder(method="gce", method_param=0.7) == gce  # the default named is the default left out
     assert "method=gce" in gce and "method_param" not in gce
     with pytest.raises(ValueError, match="unknown method 'nope'"):
@@ -215,8 +225,10 @@ def test_a_method_and_its_parameter_name_the_run() -> None:
 def test_kd_reads_the_soft_labels_so_they_name_it() -> None:
     soft = SoftLabels.of(CPU, CPU_KEY, ALL_REFERENCES, [f"{CPU_KEY}/B-a-s0-00000000"])
     other = SoftLabels.of(CPU, CPU_KEY, ALL_REFERENCES, [f"{CPU_KEY}/B-b-s0-11111111"])
-    kd = [run_spec(CPU, CPU_KEY, CPU.uncertain_policy, CPU.target_arch, 0, "B", soft=s, changes={"method": "kd"})
-          for s in (soft, other)]
+    kd = [
+        run_spec(CPU, CPU_KEY, CPU.uncertain_policy, CPU.target_arch, 0, "B", soft=s, changes={"method": "kd"})
+        for s in (soft, other)
+    ]
     assert kd[0].soft == soft.identity and kd[0].folder != kd[1].folder
 
 
@@ -232,14 +244,29 @@ def _data(seed: int = 0) -> dict:
     for j in range(C):
         images[:, 4 * j : 4 * j + 4, :] += 100 * targets[:, j, None, None]
     soft = np.clip(0.7 * targets + 0.3 * rng.random((N, C)), 0, 1).astype(np.float32)
-    return dict(images=ArrayImages(images.astype(np.uint8)), train_index=np.arange(32), val_index=np.arange(32, N),
-                targets=targets, mask=None, soft_labels=soft)
+    return dict(
+        images=ArrayImages(images.astype(np.uint8)),
+        train_index=np.arange(32),
+        val_index=np.arange(32, N),
+        targets=targets,
+        mask=None,
+        soft_labels=soft,
+    )
 
 
 def _fit(config: TrainConfig, run_dir: Path, data: dict | None = None):
     data = data or _data()
-    return fit(config, data["images"], data["train_index"], data["val_index"], data["targets"], data["mask"],
-               run_dir, soft_labels=data["soft_labels"], progress=False)
+    return fit(
+        config,
+        data["images"],
+        data["train_index"],
+        data["val_index"],
+        data["targets"],
+        data["mask"],
+        run_dir,
+        soft_labels=data["soft_labels"],
+        progress=False,
+    )
 
 
 def _sce(logits, targets, mask, soft, rows, epoch, param, state):
@@ -270,8 +297,17 @@ def test_a_registered_method_trains_through_fit_in_its_own_folder(tmp_path: Path
 
 
 def _small(**changes) -> TrainConfig:
-    return TrainConfig(arch="resnet10t", head="pcam", batch_size=8, epochs=2, lr_step_epochs=1, crop=CROP,
-                       device="cpu", num_threads=1, **changes)
+    return TrainConfig(
+        arch="resnet10t",
+        head="pcam",
+        batch_size=8,
+        epochs=2,
+        lr_step_epochs=1,
+        crop=CROP,
+        device="cpu",
+        num_threads=1,
+        **changes,
+    )
 
 
 def test_elr_state_is_checkpointed_and_resume_is_exact(tmp_path: Path, monkeypatch) -> None:

@@ -75,7 +75,9 @@ def test_bad_size_is_a_clear_error(size):
 
 def test_bad_label_shape_is_a_clear_error():
     with pytest.raises(ValueError, match=r"\[N, 14\]"):
-        phantom.sample_params(np.random.default_rng(0), np.zeros((3, 5), bool), np.zeros((3, 5)), np.zeros(3), np.zeros(3))
+        phantom.sample_params(
+            np.random.default_rng(0), np.zeros((3, 5), bool), np.zeros((3, 5)), np.zeros(3), np.zeros(3)
+        )
 
 
 def test_gallery(tmp_path, monkeypatch):

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from paperkit import cli, plan
 from paperkit.artifacts import Step
-from paperkit.config import PAPER_REFERENCES, PROFILES, REAL_ABLATION_REFERENCES, get_profile, resolve
+from paperkit.config import PAPER_REFERENCES, PROFILES, REAL_ABLATION_REFERENCES, get_profile, resolve, trained_archs
+from paperkit.orchestration import cli
 from paperkit.paths import RunPaths
-from paperkit.weights import trained_archs
+from paperkit.pipeline import plan
 
 
 @pytest.mark.parametrize("name", list(PROFILES))

@@ -1,4 +1,4 @@
-"""Stored predictions (paperkit.predictions via experiment.probabilities): equal to fresh ones, never stale."""
+"""Stored predictions (paperkit.training.predictions via experiment.probabilities): equal to fresh ones, never stale."""
 from __future__ import annotations
 
 import json
@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pytest
 
-from paperkit import experiment as ex
-from paperkit import predictions
 from paperkit.config import resolve
-from paperkit.inference import predict
 from paperkit.paths import RunPaths
+from paperkit.pipeline import experiment as ex
 from paperkit.runtime import pick_device
+from paperkit.training import predictions
+from paperkit.training.inference import predict
 
 
 @pytest.fixture(scope="module")

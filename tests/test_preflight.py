@@ -9,14 +9,14 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-
-from paperkit import cli, preflight
-from paperkit import experiment as ex
-from paperkit.config import resolve
-from paperkit.data.datasets import DataError
-from paperkit.paths import RunPaths
 from test_chexpert import write_chexpert
 from test_nih import ROWS, write_nih, xrv_data
+
+from paperkit.config import resolve
+from paperkit.data.datasets import DataError
+from paperkit.orchestration import cli, preflight
+from paperkit.paths import RunPaths
+from paperkit.pipeline import experiment as ex
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRY = "Data_Entry_2017_v2020.csv"
@@ -55,8 +55,14 @@ def test_nih_root_missing_most_images_stops_before_any_notebook(sample_root, tmp
     missing count and `-p missing=skip` named, no notebook started (the time it takes is measured
     in the closing notes, not here: machines differ)."""
     found = len(list((sample_root / "images").iterdir()))
-    proc = subprocess.run([sys.executable, "-m", "paperkit", "run", "--profile", "nih", "--data-root", str(sample_root)],
-                          cwd=REPO, env=_offline_env(tmp_path), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "paperkit", "run", "--profile", "nih", "--data-root", str(sample_root)],
+        cwd=REPO,
+        env=_offline_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     errors = proc.stderr.strip().splitlines()
     assert all(line.startswith("error: ") for line in errors), proc.stderr
@@ -72,11 +78,31 @@ def test_missing_skip_passes_on_that_root(sample_root, tmp_path, roomy_disk, cap
     report = preflight.run_preflight(cfg)
     assert report.problems == []
     (count,) = report.data
-    assert count.found == len(list((sample_root / "images").iterdir())) == count.size.n_train + count.size.n_val + count.size.n_test
+    assert (
+        count.found
+        == len(list((sample_root / "images").iterdir()))
+        == count.size.n_train + count.size.n_val + count.size.n_test
+    )
     assert any("missing images skipped" in n for n in report.notes)
     # the same through the command line, without training: the plan counts the images found
-    assert cli.main(["plan", "--profile", "nih", "--data-root", str(sample_root), "-p", "missing=skip",
-                     "-p", "pretrained=none", "--no-probe", "--total"]) == 0
+    assert (
+        cli.main(
+            [
+                "plan",
+                "--profile",
+                "nih",
+                "--data-root",
+                str(sample_root),
+                "-p",
+                "missing=skip",
+                "-p",
+                "pretrained=none",
+                "--no-probe",
+                "--total",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     assert f"{count.found:,} of 112,120 found" in out.out and "total: 23 training runs" in out.out
     assert "missing" not in out.err
@@ -130,14 +156,17 @@ def test_cuda_requested_without_a_gpu(monkeypatch, roomy_disk):
     assert preflight.run_preflight(resolve("smoke")).problems == []
 
 
-@pytest.mark.parametrize("cuda, overrides, device_line, problem", [
-    (True, {}, "cuda: Fake GPU (4 visible); independent runs: 4 at once on GPU 0, 1, 2, 3", None),
-    (True, {"devices": "1,3"}, "; independent runs: 2 at once on GPU 1, 3", None),
-    (True, {"devices": "0", "workers": 3}, "; independent runs: 3 at once on GPU 0", None),
-    (True, {"devices": "4"}, "cuda: Fake GPU (4 visible)", "devices=4: GPU 4 not visible; torch sees 4"),
-    (False, {}, "cpu (torch sees no CUDA GPU); independent runs: 1 at once", None),
-    (False, {"devices": "0"}, "cpu (torch sees no CUDA GPU)", "devices=0 names GPUs but the runs train on the cpu"),
-])
+@pytest.mark.parametrize(
+    "cuda, overrides, device_line, problem",
+    [
+        (True, {}, "cuda: Fake GPU (4 visible); independent runs: 4 at once on GPU 0, 1, 2, 3", None),
+        (True, {"devices": "1,3"}, "; independent runs: 2 at once on GPU 1, 3", None),
+        (True, {"devices": "0", "workers": 3}, "; independent runs: 3 at once on GPU 0", None),
+        (True, {"devices": "4"}, "cuda: Fake GPU (4 visible)", "devices=4: GPU 4 not visible; torch sees 4"),
+        (False, {}, "cpu (torch sees no CUDA GPU); independent runs: 1 at once", None),
+        (False, {"devices": "0"}, "cpu (torch sees no CUDA GPU)", "devices=0 names GPUs but the runs train on the cpu"),
+    ],
+)
 def test_device_line_names_the_runs_at_once(monkeypatch, roomy_disk, cuda, overrides, device_line, problem):
     import torch
 
@@ -146,7 +175,7 @@ def test_device_line_names_the_runs_at_once(monkeypatch, roomy_disk, cuda, overr
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Fake GPU")
     report = preflight.run_preflight(resolve("smoke", overrides))
     assert device_line in report.device
-    assert [line[:len(problem)] for line in report.problems] == [problem] if problem else report.problems == []
+    assert [line[: len(problem)] for line in report.problems] == [problem] if problem else report.problems == []
 
 
 def test_disk_too_small(monkeypatch):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from paperkit import progress
-from paperkit.runner import remaining_estimate
+from paperkit.orchestration.runner import remaining_estimate
 
 
 class Terminal(io.StringIO):

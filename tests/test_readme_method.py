@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from paperkit import noisy_losses
 from paperkit.config import resolve
-from paperkit.runs import dataset_key, run_spec
+from paperkit.method import noisy_losses
+from paperkit.pipeline.specs import dataset_key, run_spec
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from torch import nn
 
-from paperkit.evaluate import compare_models
-from paperkit.report import ensemble_headroom, reference_auc_table
+from paperkit.evaluation.metrics import compare_models
+from paperkit.evaluation.report import ensemble_headroom, reference_auc_table
 
 CLASSES = ["A", "B", "C"]
 

@@ -7,20 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperkit import paper_numbers
 from paperkit.data.labels import CHEXPERT_TASKS, NIH_CLASSES
-from paperkit.evaluate import compare_models, seed_summary
-from paperkit.paths import RunPaths
-from paperkit.report import (
+from paperkit.evaluation import paper_numbers
+from paperkit.evaluation.metrics import compare_models, seed_summary
+from paperkit.evaluation.report import (
     ablation_table,
     gain_table,
     k_sweep_table,
     table1_nih,
     table2_chexpert,
     table3_ensembles,
-    write_report_index,
     write_table,
 )
+from paperkit.orchestration.report_index import write_report_index
+from paperkit.paths import RunPaths
 
 FLOAT = re.compile(r"\d+\.\d+")
 
@@ -66,7 +66,13 @@ METHODS = ["B", "B+MODL", "B+KNNS", "B+MODL+KNNS"]
     ("builder", "classes", "models", "paper", "stem"),
     [
         (table1_nih, NIH_CLASSES, METHODS, paper_numbers.TABLE1_NIH, "table1_nih_auc"),
-        (table2_chexpert, CHEXPERT_TASKS, [*METHODS, "U-Ones", "LSR-Ones"], paper_numbers.TABLE2_CHEXPERT, "table2_chexpert_auc"),
+        (
+            table2_chexpert,
+            CHEXPERT_TASKS,
+            [*METHODS, "U-Ones", "LSR-Ones"],
+            paper_numbers.TABLE2_CHEXPERT,
+            "table2_chexpert_auc",
+        ),
     ],
 )
 def test_auc_tables_put_paper_beside_ours(tmp_path, builder, classes, models, paper, stem):
@@ -141,7 +147,9 @@ def test_ablation_extra_columns_and_gain_table(tmp_path):
     assert list(gains.tidy["seed"]) == [0, 1, 2]
     expected = [100 * (r.mean_auc("B+MODL+KNNS") - r.mean_auc("B")) for r in per_seed.values()]
     assert gains.tidy["gain"].to_numpy() == pytest.approx(expected)
-    assert (gains.tidy["gain_ci_low"] <= gains.tidy["gain"]).all() and (gains.tidy["gain"] <= gains.tidy["gain_ci_high"]).all()
+    assert (gains.tidy["gain_ci_low"] <= gains.tidy["gain"]).all() and (
+        gains.tidy["gain"] <= gains.tidy["gain_ci_high"]
+    ).all()
     assert f"{np.mean(expected):+.2f} ± {np.std(expected, ddof=1):.2f}" in gains.to_markdown()
     write_table(gains, tmp_path)
     assert (tmp_path / "headline_gain_nih.csv").is_file()
@@ -157,9 +165,18 @@ def test_report_index_lists_every_table_and_figure():
     text = report.read_text()
     assert report == paths.root / "REPORT.md"
     for needle in (
-        "tables/table1_nih_auc.md", "tables/table1_nih_auc.csv", "tables/table1_nih_auc.tex",
-        "figures/fig3_roc_chexpert.png", "figures/fig3_roc_chexpert.pdf",
-        "`smoke`", "benchmark", "0, 1", "abc123", "1:02:05", "test machine", "82.42",
+        "tables/table1_nih_auc.md",
+        "tables/table1_nih_auc.csv",
+        "tables/table1_nih_auc.tex",
+        "figures/fig3_roc_chexpert.png",
+        "figures/fig3_roc_chexpert.pdf",
+        "`smoke`",
+        "benchmark",
+        "0, 1",
+        "abc123",
+        "1:02:05",
+        "test machine",
+        "82.42",
     ):
         assert needle in text, needle
 
@@ -188,15 +205,22 @@ def test_report_index_without_verdict_starts_with_deviations():
     paths = RunPaths.for_profile("nih")
     text = write_report_index(paths, "nih", "nih", [0], 1.0, "test machine", commit="abc").read_text()
     assert "## Verdict" not in text
-    section = text[text.index("## Deviations from the paper"):text.index("## Run")]
+    section = text[text.index("## Deviations from the paper") : text.index("## Run")]
     assert "overrides of this run are not known" in section
     assert "`epochs`" not in section and "per-class Bernoulli KL" in section  # only the kit's choices
 
 
 def test_localisation_table(tmp_path):
-    from paperkit.report import localisation_table
+    from paperkit.evaluation.report import localisation_table
 
-    a = pd.DataFrame({"case": range(4), "finding": ["Mass"] * 4, "pointing_hit": [True, False, False, False], "iou": [0.1, 0.2, 0.0, 0.3]})
+    a = pd.DataFrame(
+        {
+            "case": range(4),
+            "finding": ["Mass"] * 4,
+            "pointing_hit": [True, False, False, False],
+            "iou": [0.1, 0.2, 0.0, 0.3],
+        }
+    )
     b = a.assign(pointing_hit=[True, True, True, False], iou=[0.4, 0.5, 0.2, 0.3])
     table = localisation_table(a, b)
     assert table.stem == "localisation_masks"

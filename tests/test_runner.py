@@ -1,14 +1,12 @@
 """The runner executes real jupytext notebooks headlessly and fails loudly."""
 import json
 import re
-import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from paperkit import cli, runner
 from paperkit.config import ConfigError, get_profile
+from paperkit.orchestration import cli, runner
 
 GOOD = '''# %% tags=["parameters"]
 profile = "smoke"
@@ -61,7 +59,9 @@ def test_select_unknown_names_notebooks(notebooks):
 
 def test_executes_parametrised_notebook(notebooks):
     profile = get_profile("smoke")
-    [run] = runner.run_notebooks(profile, {"k": 5}, [notebooks / "01_good.py"], kernel="python3", echo=lambda *a, **k: None)
+    [run] = runner.run_notebooks(
+        profile, {"k": 5}, [notebooks / "01_good.py"], kernel="python3", echo=lambda *a, **k: None
+    )
     executed = nbformat.read(run.output, as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and 'overrides = {"k": 5}' in injected[0].source
@@ -81,8 +81,11 @@ def test_executed_copy_names_its_kernel_and_pairs_with_the_source(notebooks):
     source = notebooks / "01_good.py"
     [run] = runner.run_notebooks(get_profile("smoke"), {"k": 5}, [source], kernel="python3", echo=lambda *a, **k: None)
     executed = nbformat.read(run.output, as_version=4)
-    assert executed.metadata.kernelspec == {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                            "language": "python"}
+    assert executed.metadata.kernelspec == {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
     paired = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
     assert [c.source for c in paired.cells] == [c.source for c in jupytext.read(source).cells]
     assert jupytext.writes(paired, "py:percent") == jupytext.writes(jupytext.read(source), "py:percent")
@@ -93,8 +96,9 @@ def test_executed_copy_names_its_kernel_and_pairs_with_the_source(notebooks):
 def test_kernel_transport_warning_stays_out_of_the_output(notebooks, capfd):
     """ipykernel's "running over TCP without encryption" line (on the kernel's stderr, which the
     runner's is) does not reach the output: the kernel's sockets are encrypted."""
-    runner.run_notebooks(get_profile("smoke"), {}, [notebooks / "01_good.py"], kernel="python3",
-                         echo=lambda *a, **k: None)
+    runner.run_notebooks(
+        get_profile("smoke"), {}, [notebooks / "01_good.py"], kernel="python3", echo=lambda *a, **k: None
+    )
     assert "without encryption" not in capfd.readouterr().err
 
 
@@ -109,16 +113,20 @@ def test_force_renders_the_benchmark_again(notebooks, monkeypatch):
     render = 'generate_benchmark(paths.benchmark / "nih", "nih", 10, 32, workers=1, progress=False)'
     generate_benchmark(folder, "nih", 10, 32, workers=1, progress=False)
     before = read_manifest(folder)["finished_at"]
-    (notebooks / "03_bench.py").write_text(f"{GOOD}\n# %%\nfrom paperkit.data.benchmark import generate_benchmark\n{render}\n")
-    runner.run_notebooks(get_profile("smoke"), {}, [notebooks / "03_bench.py"], force=True, kernel="python3",
-                         echo=lambda *a, **k: None)
+    (notebooks / "03_bench.py").write_text(
+        f"{GOOD}\n# %%\nfrom paperkit.data.benchmark import generate_benchmark\n{render}\n"
+    )
+    runner.run_notebooks(
+        get_profile("smoke"), {}, [notebooks / "03_bench.py"], force=True, kernel="python3", echo=lambda *a, **k: None
+    )
     assert read_manifest(folder)["finished_at"] > before
 
 
 def test_failing_cell_is_named_and_executed_copy_kept(notebooks):
     with pytest.raises(runner.NotebookFailed, match=r"02_bad.py failed in cell \d+.*ValueError: deliberate failure"):
-        runner.run_notebooks(get_profile("smoke"), {}, [notebooks / "02_bad.py"], kernel="python3",
-                             echo=lambda *a, **k: None)
+        runner.run_notebooks(
+            get_profile("smoke"), {}, [notebooks / "02_bad.py"], kernel="python3", echo=lambda *a, **k: None
+        )
     from paperkit.paths import RunPaths
 
     kept = RunPaths.for_profile("smoke").executed / "02_bad.ipynb"
@@ -142,8 +150,13 @@ def test_failing_notebook_exits_non_zero_naming_it(notebooks, monkeypatch, capsy
     paths = RunPaths.for_profile("smoke")
     kept = paths.executed / "02_bad.ipynb"
     assert str(kept) in err
-    errors = [o for c in nbformat.read(kept, as_version=4).cells if c.cell_type == "code"
-              for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = [
+        o
+        for c in nbformat.read(kept, as_version=4).cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.output_type == "error"
+    ]
     assert [(o.ename, o.evalue) for o in errors] == [("ValueError", "deliberate failure in cell four")]
     assert list(json.loads(paths.run_log.read_text())["notebooks"]) == ["01_good"]
 
@@ -204,7 +217,9 @@ def test_preflight_and_plan_come_before_any_notebook(notebooks, monkeypatch, cap
 
     real = runner.list_notebooks
     monkeypatch.setattr(runner, "list_notebooks", lambda: real(notebooks))
-    monkeypatch.setattr(runner, "execute", lambda notebook, output, *a, **k: output.parent.mkdir(parents=True, exist_ok=True))
+    monkeypatch.setattr(
+        runner, "execute", lambda notebook, output, *a, **k: output.parent.mkdir(parents=True, exist_ok=True)
+    )
     assert cli.main(["run", "--profile", "smoke", "--only", "01", "--kernel", "python3", "--no-probe"]) == 0
     out = capsys.readouterr().out
     order = [out.index(marker) for marker in ("preflight: profile 'smoke'", "total: ", "paperkit: profile 'smoke'")]

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from paperkit.config import get_profile, resolve
-from paperkit.runs import ALL_REFERENCES, Pools, SoftLabels, dataset_key, pruned_labels, run_spec
+from paperkit.pipeline.specs import ALL_REFERENCES, Pools, SoftLabels, dataset_key, pruned_labels, run_spec
 
 CFG = resolve("smoke", {"teaching": "memorisation"})
 KEY = dataset_key(CFG, "nih")
@@ -50,35 +50,58 @@ def test_a_change_to_the_profiles_own_value_is_no_change():
 
 def test_b_is_not_renamed_by_soft_labels_it_does_not_read():
     other = SoftLabels.of(CFG, KEY, "n1", [f"{KEY}/B-a-s0-00000000"])
-    assert _folder(variant="B", soft=other, pools=Pools.of(CFG, other, CFG.k + 1)) == _folder(variant="B", soft=None, pools=None)
+    assert _folder(variant="B", soft=other, pools=Pools.of(CFG, other, CFG.k + 1)) == _folder(
+        variant="B", soft=None, pools=None
+    )
     assert _folder(variant="B+MODL", pools=None) == _folder(variant="B+MODL")  # MODL reads no pools
 
 
 def test_soft_label_identity_is_what_made_them():
     reversed_refs = SoftLabels.of(CFG, KEY, ALL_REFERENCES, [f"{KEY}/B-b-s0-11111111", f"{KEY}/B-a-s0-00000000"])
     assert reversed_refs == SOFT  # an average does not depend on the order of its members
-    assert SoftLabels.of(resolve(CFG, {"crop": 24}), KEY, ALL_REFERENCES, [f"{KEY}/B-a-s0-00000000"]) != \
-        SoftLabels.of(CFG, KEY, ALL_REFERENCES, [f"{KEY}/B-a-s0-00000000"])
+    assert SoftLabels.of(resolve(CFG, {"crop": 24}), KEY, ALL_REFERENCES, [f"{KEY}/B-a-s0-00000000"]) != SoftLabels.of(
+        CFG, KEY, ALL_REFERENCES, [f"{KEY}/B-a-s0-00000000"]
+    )
     assert SOFT.folder.startswith(f"{KEY}/all-") and POOLS.folder.startswith(f"{KEY}/all-k{CFG.k}-")
 
 
 def test_the_name_reads_before_its_hash():
-    spec = run_spec(CFG, KEY, CFG.uncertain_policy, CFG.target_arch, 2, "B+KNNS", soft=SOFT, pools=POOLS,
-                    changes={"k": CFG.k + 1})
+    spec = run_spec(
+        CFG, KEY, CFG.uncertain_policy, CFG.target_arch, 2, "B+KNNS", soft=SOFT, pools=POOLS, changes={"k": CFG.k + 1}
+    )
     prefix, ident = spec.name.rsplit("-", 1)
-    assert prefix == f"B+KNNS-{CFG.target_arch}-s2-k={CFG.k + 1}" and len(ident) == 8 and spec.folder == f"{KEY}/{spec.name}"
+    assert (
+        prefix == f"B+KNNS-{CFG.target_arch}-s2-k={CFG.k + 1}"
+        and len(ident) == 8
+        and spec.folder == f"{KEY}/{spec.name}"
+    )
 
 
-@pytest.mark.parametrize("kw, watched", [
-    ({}, True), ({"variant": "B", "soft": None, "pools": None}, True), ({"seed": 1}, False),
-    ({"variant": "B+KNNS"}, False), ({"arch": "efficientnet_tiny", "variant": "B"}, False),  # a reference
-    ({"changes": {"k": CFG.k + 1}}, False), ({"training_labels": "u_zeros", "variant": "B"}, False),
-    ({"soft": SoftLabels.of(CFG, KEY, "oof2", ["x"], folds=2)}, False), ({"data": dataset_key(CFG, "nih", 2.0)}, False),
-])
+@pytest.mark.parametrize(
+    "kw, watched",
+    [
+        ({}, True),
+        ({"variant": "B", "soft": None, "pools": None}, True),
+        ({"seed": 1}, False),
+        ({"variant": "B+KNNS"}, False),
+        ({"arch": "efficientnet_tiny", "variant": "B"}, False),  # a reference
+        ({"changes": {"k": CFG.k + 1}}, False),
+        ({"training_labels": "u_zeros", "variant": "B"}, False),
+        ({"soft": SoftLabels.of(CFG, KEY, "oof2", ["x"], folds=2)}, False),
+        ({"data": dataset_key(CFG, "nih", 2.0)}, False),
+    ],
+)
 def test_memorisation_curves_are_recorded_for_the_headline_target_runs_only(kw, watched):
     args = {**BASE, **kw}
-    spec = run_spec(CFG, args.pop("data"), args.pop("training_labels"), args.pop("arch"), args.pop("seed"),
-                    args.pop("variant"), **args)
+    spec = run_spec(
+        CFG,
+        args.pop("data"),
+        args.pop("training_labels"),
+        args.pop("arch"),
+        args.pop("seed"),
+        args.pop("variant"),
+        **args,
+    )
     assert spec.monitored is watched
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paperkit.soft_labels import (
+from paperkit.method.soft_labels import (
     average_predictions,
     combine_out_of_fold,
     load_soft_labels,

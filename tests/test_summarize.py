@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from paperkit.cli import main as cli_main
 from test_chexpert import write_chexpert
 from test_mimic import write_mimic
 from test_nih import REAL_COUNTS, write_nih, xrv_data
+
+from paperkit.orchestration.cli import main as cli_main
 
 
 def _run(capsys, *argv):

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-import paperkit.run_state as run_state
-import paperkit.train as train
-from paperkit.checkpoint import load_checkpoint, save_checkpoint
+import paperkit.training.loop as train
+import paperkit.training.state as run_state
 from paperkit.config import get_profile
-from paperkit.knn import neighbour_pools
+from paperkit.method.knn import neighbour_pools
 from paperkit.models import create_model
 from paperkit.runtime import memory_format
-from paperkit.train import ArrayImages, TrainConfig, fit, load_model, predict
+from paperkit.training.checkpoint import load_checkpoint, save_checkpoint
+from paperkit.training.loop import ArrayImages, TrainConfig, fit, load_model, predict
 
 N, C, SIZE, CROP = 48, 3, 20, 16
 

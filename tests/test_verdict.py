@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paperkit.verdict import SeedMeanGain, in_words, paper_gain, seed_mean_gain, verdict_table
+from paperkit.evaluation.verdict import SeedMeanGain, in_words, paper_gain, seed_mean_gain, verdict_table
 
 N, C = 400, 3
 
@@ -64,7 +64,9 @@ def test_verdict_table_lists_layouts() -> None:
     g = SeedMeanGain(0.4, 0.1, 0.7, {0: 0.3, 1: 0.5}, 85.0, 85.4, 100)
     table = verdict_table({"nih": g, "chexpert": g})
     assert list(table.display.index) == ["nih", "chexpert"]
-    assert "+3.05" in table.display.loc["nih", "paper's gain"] and "+3.26" in table.display.loc["chexpert", "paper's gain"]
+    assert (
+        "+3.05" in table.display.loc["nih", "paper's gain"] and "+3.26" in table.display.loc["chexpert", "paper's gain"]
+    )
     assert "below the paper's" in table.display.loc["nih", "in words"]
 
 
@@ -77,8 +79,10 @@ def _direct_mean_auc(y: np.ndarray, s: np.ndarray) -> float:
 
 def test_noise_cost_and_recovered_share_match_a_direct_formula(data) -> None:
     rng, y, patients = data
-    by_seed = {s: {"B": scores(rng, y, 1.0), "B+MODL+KNNS": scores(rng, y, 1.3), "clean": scores(rng, y, 2.0)}
-               for s in range(3)}
+    by_seed = {
+        s: {"B": scores(rng, y, 1.0), "B+MODL+KNNS": scores(rng, y, 1.3), "clean": scores(rng, y, 2.0)}
+        for s in range(3)
+    }
     g = seed_mean_gain(y, by_seed, patients, ["a", "b", "c"], n_boot=300, ceiling="clean")
     mean = {m: np.mean([_direct_mean_auc(y, by_seed[s][m]) for s in by_seed]) for m in ("B", "B+MODL+KNNS", "clean")}
     assert g.ceiling_auc == pytest.approx(mean["clean"])
@@ -92,7 +96,9 @@ def test_noise_cost_and_recovered_share_match_a_direct_formula(data) -> None:
 def test_recovered_share_is_zero_at_b_and_one_at_the_ceiling(data, model_strength: float, expect: float) -> None:
     rng, y, patients = data
     rows = [(scores(rng, y, 1.0), scores(rng, y, 2.0)) for _ in range(2)]
-    by_seed = {s: {"B": b, "clean": c, "B+MODL+KNNS": b if model_strength == 1.0 else c} for s, (b, c) in enumerate(rows)}
+    by_seed = {
+        s: {"B": b, "clean": c, "B+MODL+KNNS": b if model_strength == 1.0 else c} for s, (b, c) in enumerate(rows)
+    }
     g = seed_mean_gain(y, by_seed, patients, ["a", "b", "c"], n_boot=100, ceiling="clean")
     assert g.recovered.value == pytest.approx(expect)
     assert g.recovered.ci_low == pytest.approx(expect) and g.recovered.ci_high == pytest.approx(expect)
@@ -100,8 +106,10 @@ def test_recovered_share_is_zero_at_b_and_one_at_the_ceiling(data, model_strengt
 
 def test_verdict_table_shows_the_ceiling(data) -> None:
     rng, y, patients = data
-    by_seed = {s: {"B": scores(rng, y, 1.0), "B+MODL+KNNS": scores(rng, y, 1.3), "clean": scores(rng, y, 2.0)}
-               for s in range(2)}
+    by_seed = {
+        s: {"B": scores(rng, y, 1.0), "B+MODL+KNNS": scores(rng, y, 1.3), "clean": scores(rng, y, 2.0)}
+        for s in range(2)
+    }
     g = seed_mean_gain(y, by_seed, patients, ["a", "b", "c"], n_boot=100, ceiling="clean")
     table = verdict_table({"nih": g})
     assert {"ceiling", "noise_cost", "recovered", "recovered_ci_low"} <= set(table.tidy.columns)
@@ -111,6 +119,6 @@ def test_verdict_table_shows_the_ceiling(data) -> None:
 
 @pytest.mark.parametrize("sd, expect", [(1.43, 32), (0.26, 2), (0.0, 1)])
 def test_seeds_for_half_width(sd: float, expect: int) -> None:
-    from paperkit.verdict import seeds_for_half_width
+    from paperkit.evaluation.verdict import seeds_for_half_width
 
     assert seeds_for_half_width(sd) == expect

@@ -22,9 +22,10 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from paperkit import cli, models, weights
-from paperkit.config import ConfigError, get_profile
+from paperkit import models
+from paperkit.config import ConfigError, get_profile, trained_archs
 from paperkit.models import create_model
+from paperkit.orchestration import cli, weights
 
 REPO = Path(__file__).resolve().parent.parent
 ARCH = "resnet10t"  # small, with ImageNet weights on the Hugging Face hub
@@ -253,8 +254,8 @@ def test_none_needs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_nih_trains_the_papers_networks() -> None:
     """The six references; the target, DenseNet-121, is one of them."""
-    assert weights.trained_archs(get_profile("nih")) == models.paper_reference_archs()
-    assert weights.trained_archs(get_profile("cpu")) == get_profile("cpu").reference_archs
+    assert trained_archs(get_profile("nih")) == models.paper_reference_archs()
+    assert trained_archs(get_profile("cpu")) == get_profile("cpu").reference_archs
 
 
 def test_weights_verb(offline_hub, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from paperkit import experiment as ex
-from paperkit.checkpoint import load_checkpoint
 from paperkit.config import resolve
 from paperkit.paths import RunPaths
-from paperkit.workers import resolve_workers, run_parallel, threads_per_worker
+from paperkit.pipeline import experiment as ex
+from paperkit.training.checkpoint import load_checkpoint
+from paperkit.training.workers import resolve_workers, run_parallel, threads_per_worker
 
 
 @pytest.mark.parametrize("workers, cores, expected", [(1, 2, 2), (2, 2, 1), (3, 2, 1), (2, 16, 8)])

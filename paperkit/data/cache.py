@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from paperkit.progress import Tracker
 from paperkit.artifacts import Step, read_manifest, write_json, write_text
 from paperkit.data.datasets import DataError
+from paperkit.progress import Tracker
 
 if TYPE_CHECKING:
     import torch
@@ -184,7 +184,9 @@ class ImageCache:
 
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            raise IndexError(f"cache {self.out_dir} has {len(self)} images; asked for index {idx.min() if idx.min() < 0 else idx.max()}")
+            raise IndexError(
+                f"cache {self.out_dir} has {len(self)} images; asked for index {idx.min() if idx.min() < 0 else idx.max()}"
+            )
         order = np.argsort(idx, kind="stable")
         out = np.empty((len(idx), self.size, self.size), dtype=np.uint8)
         # sorted reads walk the file forwards (page-cache and readahead friendly)

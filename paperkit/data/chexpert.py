@@ -74,7 +74,9 @@ def read_chexpert_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     views = frame["Frontal/Lateral"]
     bad = np.flatnonzero(~views.isin(["Frontal", "Lateral"]).to_numpy())
     if len(bad):
-        raise DataError(f"{path}, line {bad[0] + 2}, column 'Frontal/Lateral': value {views[bad[0]]!r} is not Frontal or Lateral")
+        raise DataError(
+            f"{path}, line {bad[0] + 2}, column 'Frontal/Lateral': value {views[bad[0]]!r} is not Frontal or Lateral"
+        )
     frame["patient"] = parts["patient"]
     frame["study"] = parts["patient"] + "/" + parts["study"]
     return frame, label_values(frame, CHEXPERT_CLASSES, path, RAW_VALUES)

@@ -71,21 +71,32 @@ def load_mimic(
     studies, label_path = _read(root, labeler, ("subject_id", "study_id", *CHEXPERT_CLASSES))
     bad = np.flatnonzero(~splits["split"].isin(list(_SPLIT_NAMES)).to_numpy())
     if len(bad):
-        raise DataError(f"{split_path}, line {bad[0] + 2}, column 'split': value {splits['split'][bad[0]]!r} is not train, validate or test")
+        raise DataError(
+            f"{split_path}, line {bad[0] + 2}, column 'split': value {splits['split'][bad[0]]!r} is not train, validate or test"
+        )
     split_of = splits.set_index("dicom_id")["split"]
     if split_of.index.duplicated().any():
         raise DataError(f"{split_path}: dicom_id {split_of.index[split_of.index.duplicated()][0]!r} is listed twice")
     assigned = meta["dicom_id"].map(split_of)
     if assigned.isna().any():
         row = int(np.flatnonzero(assigned.isna().to_numpy())[0])
-        raise DataError(f"{meta_path}, line {row + 2}: dicom_id {meta['dicom_id'][row]!r} has no row in {split_path.name}")
-    check_patient_disjoint(assigned.to_numpy(object), meta["subject_id"].to_numpy(object), meta["dicom_id"].to_numpy(object), str(split_path))
+        raise DataError(
+            f"{meta_path}, line {row + 2}: dicom_id {meta['dicom_id'][row]!r} has no row in {split_path.name}"
+        )
+    check_patient_disjoint(
+        assigned.to_numpy(object),
+        meta["subject_id"].to_numpy(object),
+        meta["dicom_id"].to_numpy(object),
+        str(split_path),
+    )
     values = label_values(studies, CHEXPERT_CLASSES, label_path, RAW_VALUES)
     table = pd.DataFrame(values, index=pd.MultiIndex.from_frame(studies[["subject_id", "study_id"]]))
     labels = table.reindex(pd.MultiIndex.from_frame(meta[["subject_id", "study_id"]])).to_numpy(np.float32)
     unlabelled = ~meta.set_index(["subject_id", "study_id"]).index.isin(table.index)
     if unlabelled.any():
-        log.warning("%s: %d image(s) belong to studies without labels; their labels are NaN", label_path, int(unlabelled.sum()))
+        log.warning(
+            "%s: %d image(s) belong to studies without labels; their labels are NaN", label_path, int(unlabelled.sum())
+        )
     subject, study, dicom = meta["subject_id"], meta["study_id"], meta["dicom_id"]
     paths = ("files/p" + subject.str[:2] + "/p" + subject + "/s" + study + "/" + dicom + ".jpg").to_numpy(object)
     paths = np.array([str(root / p) for p in paths], dtype=object)

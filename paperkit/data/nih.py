@@ -70,7 +70,9 @@ def read_data_entry(path: Path) -> pd.DataFrame:
     """The Data_Entry table as strings, header and ids checked."""
     header = read_header(path)
     if tuple(header) != DATA_ENTRY_HEADER:
-        raise DataError(f"{path}: header {','.join(header)!r} is not NIH's Data_Entry header {','.join(DATA_ENTRY_HEADER)!r}")
+        raise DataError(
+            f"{path}: header {','.join(header)!r} is not NIH's Data_Entry header {','.join(DATA_ENTRY_HEADER)!r}"
+        )
     frame = pd.read_csv(path, usecols=range(7), dtype=str, keep_default_na=False)
     for column in ("Image Index", "Patient ID"):
         empty = np.flatnonzero(frame[column].str.strip() == "")
@@ -99,7 +101,9 @@ def nih_label_matrix(findings: pd.Series, source: Path) -> np.ndarray:
     if NO_FINDING in dummies:
         both = np.flatnonzero((dummies[NO_FINDING] == 1).to_numpy() & (dummies.sum(axis=1) > 1).to_numpy())
         if len(both):
-            raise DataError(f"{source}, line {both[0] + 2}: {NO_FINDING!r} combined with findings in {findings.iloc[both[0]]!r}")
+            raise DataError(
+                f"{source}, line {both[0] + 2}: {NO_FINDING!r} combined with findings in {findings.iloc[both[0]]!r}"
+            )
     return dummies.reindex(columns=list(NIH_CLASSES), fill_value=0).to_numpy(np.float32)
 
 
@@ -124,10 +128,14 @@ def _official_split(root: Path, names: np.ndarray) -> np.ndarray:
             if name not in known:
                 raise DataError(f"{path}, line {lineno}: image {name!r} is not in the Data_Entry file")
             if membership.setdefault(name, value) != value:
-                raise DataError(f"{path}, line {lineno}: image {name!r} is in both train_val_list.txt and test_list.txt")
+                raise DataError(
+                    f"{path}, line {lineno}: image {name!r} is in both train_val_list.txt and test_list.txt"
+                )
     unlisted = [n for n in names if n not in membership]
     if unlisted:
-        raise DataError(f"{len(unlisted)} image(s) are in neither train_val_list.txt nor test_list.txt in {root} (first: {unlisted[0]})")
+        raise DataError(
+            f"{len(unlisted)} image(s) are in neither train_val_list.txt nor test_list.txt in {root} (first: {unlisted[0]})"
+        )
     return np.array([membership[n] for n in names], dtype=object)
 
 
@@ -150,7 +158,9 @@ def _list_split(root: Path, names: np.ndarray, labels: np.ndarray) -> tuple[np.n
     keep = split != ""
     differ = int((listed[keep] != labels[keep]).any(axis=1).sum())
     if differ:
-        log.warning("%s: %d listed image(s) carry labels that differ from Data_Entry; using the lists' labels", root, differ)
+        log.warning(
+            "%s: %d listed image(s) carry labels that differ from Data_Entry; using the lists' labels", root, differ
+        )
     if (~keep).any():
         log.info("%s: %d Data_Entry image(s) are in no list and are left out", root, int((~keep).sum()))
     return split, listed, keep
@@ -162,11 +172,15 @@ def _clean_labels(root: Path, names: np.ndarray) -> np.ndarray | None:
     if path.is_file():
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         if tuple(frame.columns) != ("Image Index", *NIH_CLASSES):
-            raise DataError(f"{path}: header {','.join(frame.columns)!r} should be 'Image Index' then the 14 NIH classes")
+            raise DataError(
+                f"{path}: header {','.join(frame.columns)!r} should be 'Image Index' then the 14 NIH classes"
+            )
         for column in NIH_CLASSES:
             bad = np.flatnonzero(~frame[column].isin(["0", "1"]).to_numpy())
             if len(bad):
-                raise DataError(f"{path}, line {bad[0] + 2}, column {column!r}: value {frame[column][bad[0]]!r} is not 0 or 1")
+                raise DataError(
+                    f"{path}, line {bad[0] + 2}, column {column!r}: value {frame[column][bad[0]]!r} is not 0 or 1"
+                )
         table = frame.set_index("Image Index")[list(NIH_CLASSES)].astype(np.float32)
         absent = [n for n in names if n not in table.index]
         if absent:
@@ -191,7 +205,9 @@ def google_clean_labels(path: Path, names: np.ndarray) -> np.ndarray:
     for column in columns[1:]:
         bad = np.flatnonzero(~frame[column].isin(["YES", "NO"]).to_numpy())
         if len(bad):
-            raise DataError(f"{path}, line {bad[0] + 2}, column {column!r}: value {frame[column][bad[0]]!r} is not YES or NO")
+            raise DataError(
+                f"{path}, line {bad[0] + 2}, column {column!r}: value {frame[column][bad[0]]!r} is not YES or NO"
+            )
     clean = np.full((len(names), len(NIH_CLASSES)), np.nan, dtype=np.float32)
     row_of = {n: i for i, n in enumerate(names)}
     rows = frame["Image Index"].map(row_of)
@@ -283,11 +299,15 @@ def load_nih_boxes(root: str | os.PathLike) -> pd.DataFrame:
     header = read_header(path)
     if tuple(header) != BBOX_HEADER:
         raise DataError(f"{path}: header {','.join(header)!r} is not NIH's {','.join(BBOX_HEADER)!r}")
-    boxes = pd.read_csv(path, header=None, skiprows=1, usecols=range(6), names=["Image Index", "Finding Label", "x", "y", "w", "h"])
+    boxes = pd.read_csv(
+        path, header=None, skiprows=1, usecols=range(6), names=["Image Index", "Finding Label", "x", "y", "w", "h"]
+    )
     boxes["Finding Label"] = boxes["Finding Label"].replace({"Infiltrate": "Infiltration"})
     bad = np.flatnonzero(~boxes["Finding Label"].isin(NIH_CLASSES).to_numpy())
     if len(bad):
-        raise DataError(f"{path}, line {bad[0] + 2}, column 'Finding Label': unknown label {boxes['Finding Label'][bad[0]]!r}")
+        raise DataError(
+            f"{path}, line {bad[0] + 2}, column 'Finding Label': unknown label {boxes['Finding Label'][bad[0]]!r}"
+        )
     coords = boxes[["x", "y", "w", "h"]].apply(pd.to_numeric, errors="coerce")
     bad = np.flatnonzero(coords.isna().any(axis=1).to_numpy())
     if len(bad):

@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--from {args.source}: no such file")
     stats = derive_stats(args.source)
     write_stats(stats, args.out)
-    print(f"wrote {args.out}: {stats['n_images']} images, {stats['n_patients']} patients, {len(stats['combos'])} combos")
+    print(
+        f"wrote {args.out}: {stats['n_images']} images, {stats['n_patients']} patients, {len(stats['combos'])} combos"
+    )
     return 0
 
 

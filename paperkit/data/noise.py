@@ -286,7 +286,11 @@ def mined_label_noise(mined: np.ndarray, clean: np.ndarray, classes: Sequence[st
     mined, clean = np.asarray(mined) == 1, np.asarray(clean) == 1
     true_pos = (mined & clean).sum(0)
     return pd.DataFrame(
-        {"clean positives": clean.sum(0), "mined positives": mined.sum(0),
-         "PPV": true_pos / np.maximum(mined.sum(0), 1), "sensitivity": true_pos / np.maximum(clean.sum(0), 1)},
+        {
+            "clean positives": clean.sum(0),
+            "mined positives": mined.sum(0),
+            "PPV": true_pos / np.maximum(mined.sum(0), 1),
+            "sensitivity": true_pos / np.maximum(clean.sum(0), 1),
+        },
         index=list(classes),
     )

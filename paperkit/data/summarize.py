@@ -102,7 +102,9 @@ def format_summary(summary: dict[str, Any]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=("nih", "chexpert", "mimic"))
     parser.add_argument("--root", required=True, help="the dataset's root folder")
-    parser.add_argument("--split", default="official", choices=("official", "patient70_10_20", "lists"), help="NIH only")
+    parser.add_argument(
+        "--split", default="official", choices=("official", "patient70_10_20", "lists"), help="NIH only"
+    )
     parser.add_argument("--labeler", default="chexpert", choices=("chexpert", "negbio"), help="MIMIC only")
     parser.add_argument("--all-views", action="store_true", help="CheXpert/MIMIC: count lateral views too")
     parser.add_argument("--seed", type=int, default=0, help="seed of the patient draws")

@@ -8,7 +8,7 @@ is the heatmap.
 The paper trains six ImageNet-pretrained references (DenseNet-121/169/201, Inception-ResNet-v2,
 Xception, NASNetLarge) and a DenseNet-121 target. ``create_model(pretrained=...)`` starts from
 timm's ImageNet weights (``"imagenet"``: timm downloads and caches them), from a local state dict
-in timm's layout (a path; :mod:`paperkit.weights` writes such files for offline machines), or from
+in timm's layout (a path; :mod:`paperkit.orchestration.weights` writes such files for offline machines), or from
 scratch (``None``; the kit says so once). Both weight sources go through one loader, so a 3-channel
 stem becomes a 1-channel one the same way (RGB summed). The small CPU architectures registered
 here have no ImageNet weights.
@@ -28,8 +28,14 @@ from torch import nn
 
 from paperkit.models.archs import MODEL_INFO, TINY_ARCHS, paper_reference_archs
 from paperkit.models.heads import AvgHead, Classifier, PcamHead
-from paperkit.models.pretrained import (has_imagenet_weights, imagenet_source, imagenet_state_dict, load_backbone_weights,
-                                        load_state_into_backbone, pretrained_source)
+from paperkit.models.pretrained import (
+    has_imagenet_weights,
+    imagenet_source,
+    imagenet_state_dict,
+    load_backbone_weights,
+    load_state_into_backbone,
+    pretrained_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,7 @@ def create_model(
     pretrained
         ``"imagenet"`` for timm's ImageNet weights (downloaded once into timm's cache), or the
         path of a local state dict in timm's layout (checked against a ``MANIFEST.json`` beside
-        it, see :mod:`paperkit.weights`). Either way a 3-channel stem is summed to
+        it, see :mod:`paperkit.orchestration.weights`). Either way a 3-channel stem is summed to
         ``in_chans=1``, classifier weights are skipped, and missing or unexpected keys are
         logged. ``None`` trains from scratch.
     drop_rate
@@ -131,7 +137,8 @@ def _log_scratch_once() -> None:
     """Say once per process that models start from random weights, and how to load pretrained ones."""
     global _scratch_logged
     if not _scratch_logged:
-        log.warning("no pretrained weights given: training from scratch (the profile's pretrained=imagenet or "
-                    "pretrained=/folder/of/<arch>.pth loads ImageNet weights)")
+        log.warning(
+            "no pretrained weights given: training from scratch (the profile's pretrained=imagenet or "
+            "pretrained=/folder/of/<arch>.pth loads ImageNet weights)"
+        )
         _scratch_logged = True
-

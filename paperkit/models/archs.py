@@ -61,19 +61,31 @@ def _variant(name: str, base: str, changes: dict[str, Any], kwargs: dict[str, An
 @register_model
 def densenet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """DenseNet, growth rate 16, two dense blocks (4, 8 layers): stem /4 + one transition = stride 8."""
-    return _variant("densenet_tiny", "densenet121", dict(growth_rate=16, block_config=(4, 8)), dict(kwargs, pretrained=pretrained))
+    return _variant(
+        "densenet_tiny", "densenet121", dict(growth_rate=16, block_config=(4, 8)), dict(kwargs, pretrained=pretrained)
+    )
 
 
 @register_model
 def densenet_tiny_deep(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """DenseNet, growth rate 16, two dense blocks (6, 12 layers), stride 8: densenet_tiny made deeper."""
-    return _variant("densenet_tiny_deep", "densenet121", dict(growth_rate=16, block_config=(6, 12)), dict(kwargs, pretrained=pretrained))
+    return _variant(
+        "densenet_tiny_deep",
+        "densenet121",
+        dict(growth_rate=16, block_config=(6, 12)),
+        dict(kwargs, pretrained=pretrained),
+    )
 
 
 @register_model
 def densenet_tiny_wide(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """DenseNet, growth rate 24, two dense blocks (4, 8 layers), stride 8: densenet_tiny made wider."""
-    return _variant("densenet_tiny_wide", "densenet121", dict(growth_rate=24, block_config=(4, 8)), dict(kwargs, pretrained=pretrained))
+    return _variant(
+        "densenet_tiny_wide",
+        "densenet121",
+        dict(growth_rate=24, block_config=(4, 8)),
+        dict(kwargs, pretrained=pretrained),
+    )
 
 
 @register_model
@@ -90,22 +102,37 @@ def res2net_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Res2Net, one Bottle2neck (scale 4, base width 26) per stage, channels 16-128, deep stem, stride 16."""
     from timm.models.res2net import Bottle2neck
 
-    changes = dict(block=Bottle2neck, layers=(1, 1, 1, 1), base_width=26, stem_width=16, stem_type="deep", avg_down=True,
-                   channels=(16, 32, 64, 128), block_args=dict(scale=4), output_stride=16)
+    changes = dict(
+        block=Bottle2neck,
+        layers=(1, 1, 1, 1),
+        base_width=26,
+        stem_width=16,
+        stem_type="deep",
+        avg_down=True,
+        channels=(16, 32, 64, 128),
+        block_args=dict(scale=4),
+        output_stride=16,
+    )
     return _variant("res2net_tiny", "test_resnet", changes, dict(kwargs, pretrained=pretrained))
 
 
 @register_model
 def efficientnet_small(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """timm's ``test_efficientnet`` (MBConv/SE) with twice the channels, stride 16."""
-    return _variant("efficientnet_small", "test_efficientnet", dict(channel_multiplier=2.0, output_stride=16),
-                    dict(kwargs, pretrained=pretrained))
+    return _variant(
+        "efficientnet_small",
+        "test_efficientnet",
+        dict(channel_multiplier=2.0, output_stride=16),
+        dict(kwargs, pretrained=pretrained),
+    )
 
 
 @register_model
 def efficientnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """timm's ``test_efficientnet`` (MBConv/SE) at stride 16."""
-    return _variant("efficientnet_tiny", "test_efficientnet", dict(output_stride=16), dict(kwargs, pretrained=pretrained))
+    return _variant(
+        "efficientnet_tiny", "test_efficientnet", dict(output_stride=16), dict(kwargs, pretrained=pretrained)
+    )
 
 
 @register_model
@@ -115,5 +142,13 @@ def byobnet_tiny(pretrained: bool = False, **kwargs: Any) -> nn.Module:
 
 
 #: Small architectures registered with timm for the CPU profiles (see :data:`MODEL_INFO`).
-TINY_ARCHS = ("densenet_tiny", "densenet_tiny_deep", "densenet_tiny_wide", "resnet_tiny", "res2net_tiny", "efficientnet_small",
-              "efficientnet_tiny", "byobnet_tiny")
+TINY_ARCHS = (
+    "densenet_tiny",
+    "densenet_tiny_deep",
+    "densenet_tiny_wide",
+    "resnet_tiny",
+    "res2net_tiny",
+    "efficientnet_small",
+    "efficientnet_tiny",
+    "byobnet_tiny",
+)

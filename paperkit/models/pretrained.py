@@ -2,6 +2,8 @@
 into a :class:`~paperkit.models.heads.Classifier`'s backbone with the stem adapted to its channels."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -11,9 +13,12 @@ import timm
 import torch
 
 from paperkit.models.heads import Classifier
-from paperkit.weights import verify_file
+from paperkit.overrides import ConfigError
 
 log = logging.getLogger(__name__)
+
+#: Beside the ``<arch>.pth`` files: ``{"files": {name: {"arch", "sha256", "bytes", "source", "timm"}}}``.
+MANIFEST = "MANIFEST.json"
 
 
 def has_imagenet_weights(arch: str) -> bool:
@@ -32,7 +37,7 @@ def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
     """timm's ImageNet state dict of ``arch`` in timm's own layout (3-channel stem, classifier kept).
 
     timm downloads the file once into its cache (Hugging Face hub or torch hub) and reads it from
-    there afterwards. The state dict is what :func:`paperkit.weights.save_weights` writes, so a
+    there afterwards. The state dict is what :func:`paperkit.orchestration.weights.save_weights` writes, so a
     model built from a saved folder equals one built with ``pretrained="imagenet"``.
 
     Raises
@@ -67,7 +72,7 @@ def load_backbone_weights(
     """Load a local timm-layout state dict into ``model.backbone``, as :func:`load_state_into_backbone`.
 
     If a ``MANIFEST.json`` beside the file lists it, the file's sha256 must match (see
-    :func:`paperkit.weights.verify_file`).
+    :func:`verify_file`).
 
     Raises
     ------
@@ -137,3 +142,57 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
     return obj
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    """``MANIFEST.json`` of a weights folder; ``{"files": {}}`` if it has none.
+
+    Raises
+    ------
+    ConfigError
+        If the manifest is not valid JSON.
+    """
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {"files": {}}
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(
+            f"{path} is not valid JSON ({err}); delete it or rewrite it with "
+            f"`python -m paperkit weights --out {path.parent}`"
+        ) from None
+    manifest.setdefault("files", {})
+    return manifest
+
+
+def verify_file(path: str | os.PathLike) -> None:
+    """Check ``path`` against the sha256 the ``MANIFEST.json`` beside it records (if it lists the file).
+
+    Raises
+    ------
+    ConfigError
+        If the sha256 differs, naming the file and how to rewrite it.
+    """
+    path = Path(path)
+    entry = read_manifest(path.parent)["files"].get(path.name)
+    if not entry:
+        return
+    actual = sha256_file(path)
+    if actual != entry.get("sha256"):
+        arch = entry.get("arch") or path.stem
+        raise ConfigError(
+            f"{path} has sha256 {actual[:12]}..., but {path.parent / MANIFEST} records "
+            f"{str(entry.get('sha256'))[:12]}...: "
+            f"the file is damaged or was replaced; rewrite it with `python -m paperkit weights --out {path.parent} "
+            f"--archs {arch}` on an online machine"
+        )

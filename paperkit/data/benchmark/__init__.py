@@ -41,8 +41,15 @@ from paperkit.data import noise as noise_model
 from paperkit.data import phantom
 from paperkit.data.benchmark.cases import TEST_FRACTION, Draw, draw_benchmark, sample_cases
 from paperkit.data.benchmark.images import png_bytes
-from paperkit.data.benchmark.layouts import (BBOX_HEADER, BBOX_NAMES, CHEXPERT_MAP, NIH_HEADER, mask_file,
-                                             write_chexpert_layout, write_nih_layout)
+from paperkit.data.benchmark.layouts import (
+    BBOX_HEADER,
+    BBOX_NAMES,
+    CHEXPERT_MAP,
+    NIH_HEADER,
+    mask_file,
+    write_chexpert_layout,
+    write_nih_layout,
+)
 from paperkit.data.labels import NIH_CLASSES
 
 __all__ = ["BBOX_HEADER", "BBOX_NAMES", "CHEXPERT_MAP", "LAYOUTS", "NIH_HEADER", "TEST_FRACTION", "add_arguments",

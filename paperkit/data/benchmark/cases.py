@@ -104,11 +104,23 @@ def sample_cases(n_images: int, rng: np.random.Generator, stats: dict[str, Any] 
     view_ap = rng.random(n_images) < np.where(labels.any(1), p_ap["finding"], p_ap["no_finding"])
     # support devices: mostly on AP (portable, ICU) films; a confounder, not a finding
     has_dev = rng.random(n_images) < np.where(view_ap, 0.45, 0.08)
-    bits = (rng.random((n_images, 3)) < (0.4, 0.7, 0.5)) * (phantom.DEVICE_TUBE, phantom.DEVICE_LINE, phantom.DEVICE_ECG)
+    bits = (rng.random((n_images, 3)) < (0.4, 0.7, 0.5)) * (
+        phantom.DEVICE_TUBE,
+        phantom.DEVICE_LINE,
+        phantom.DEVICE_ECG,
+    )
     bits = bits.sum(1)
     devices = np.where(has_dev, np.where(bits == 0, phantom.DEVICE_LINE, bits), 0)
-    return {"patient": patient, "follow_up": follow_up, "labels": labels, "severity": severity,
-            "age": age, "male": male, "view_ap": view_ap, "devices": devices}
+    return {
+        "patient": patient,
+        "follow_up": follow_up,
+        "labels": labels,
+        "severity": severity,
+        "age": age,
+        "male": male,
+        "view_ap": view_ap,
+        "devices": devices,
+    }
 
 
 def split_patients(patient: np.ndarray, rng: np.random.Generator, test_fraction: float = TEST_FRACTION) -> np.ndarray:

@@ -54,8 +54,12 @@ def effusion(scene: Scene, cases: Cases) -> np.ndarray:
         cx, base = a.lung_cx[side][rows], a.dome_base[side][rows]
         lateral = np.clip((x - cx) / a.lung_rx[rows] * (1 if side else -1), 0, 1)
         surface = base - height - 0.6 * height * lateral ** 2  # meniscus: fluid climbs the lateral wall
-        inside = soft_step(1.15 - ((x - cx) / a.lung_rx[rows]) ** 2 - ((y - a.lung_cy[rows]) / (a.lung_ry[rows] + 0.1)) ** 2, 0.2)
-        region = np.maximum(region, per_image(on) * soft_step(y - surface, 2 * eps) * inside * soft_step(base + 0.06 - y, eps))
+        inside = soft_step(
+            1.15 - ((x - cx) / a.lung_rx[rows]) ** 2 - ((y - a.lung_cy[rows]) / (a.lung_ry[rows] + 0.1)) ** 2, 0.2
+        )
+        region = np.maximum(
+            region, per_image(on) * soft_step(y - surface, 2 * eps) * inside * soft_step(base + 0.06 - y, eps)
+        )
     fluid = region * (0.55 + 0.45 * sev)  # fluid replaces lung air with soft-tissue density
     scene.air[rows] *= 1 - fluid
     scene.vessel_gain[rows] *= 1 - fluid
@@ -117,7 +121,9 @@ def pneumonia(scene: Scene, cases: Cases) -> np.ndarray:
     cx, cy = a.lung_point(rows, pick_side(u[:, 0]), 0.6 * (u[:, 2] - 0.5), fy)
     rx, ry = 0.6 * a.lung_rx[rows] * (0.7 + 0.4 * sev), 0.16 + 0.08 * per_image(u[:, 3]) + 0.06 * sev
     fissure = cy - 0.6 * ry  # middle/lower lobes: sharp upper border at a fissure
-    shape = np.exp(-ellipse(x, y, cx, cy, rx, ry) * 1.5) * np.where(per_image(lobe) > 0, soft_step(y - fissure, scene.eps), 1.0)
+    shape = np.exp(-ellipse(x, y, cx, cy, rx, ry) * 1.5) * np.where(
+        per_image(lobe) > 0, soft_step(y - fissure, scene.eps), 1.0
+    )
     shape = shape * (0.75 + 0.25 * np.clip(scene.patch[rows], -1, 1))
     scene.lung_opacity[rows] += (0.12 + 0.24 * sev) * shape
     return shape * scene.lung[rows] > 0.3
@@ -139,7 +145,10 @@ def pneumothorax(scene: Scene, cases: Cases) -> np.ndarray:
     region = soft_step(e - 1, 0.05) * hemithorax * scene.lung[rows]
     scene.air[rows] *= 1 + (0.15 + 0.25 * sev) * region
     scene.vessel_gain[rows] *= 1 - region  # no lung markings beyond the pleural line
-    line = soft_step(0.5 * max(0.012, 1.5 / scene.size) - np.abs(np.sqrt(e) - 1) * a.lung_rx[rows], scene.eps * 0.5) * hemithorax
+    line = (
+        soft_step(0.5 * max(0.012, 1.5 / scene.size) - np.abs(np.sqrt(e) - 1) * a.lung_rx[rows], scene.eps * 0.5)
+        * hemithorax
+    )
     scene.lung_opacity[rows] += (0.10 + 0.15 * sev) * line
     return region > 0.5
 
@@ -165,11 +174,15 @@ def edema(scene: Scene, cases: Cases) -> np.ndarray:
     sev, x, y, rows = cases.severity, cases.x, cases.y, cases.rows
     a = scene.anatomy
     sd = 0.17 + 0.08 * sev
-    haze = np.maximum(np.exp(-ellipse(x, y, 0.5 * a.lung_cx[0][rows], -0.02, sd * 1.1, sd * 1.3)),
-                      np.exp(-ellipse(x, y, 0.5 * a.lung_cx[1][rows], -0.02, sd * 1.1, sd * 1.3)))
+    haze = np.maximum(
+        np.exp(-ellipse(x, y, 0.5 * a.lung_cx[0][rows], -0.02, sd * 1.1, sd * 1.3)),
+        np.exp(-ellipse(x, y, 0.5 * a.lung_cx[1][rows], -0.02, sd * 1.1, sd * 1.3)),
+    )
     haze = haze * (0.7 + 0.3 * np.clip(scene.patch[rows], -1, 1))
-    periphery = np.maximum(soft_step(np.abs(x - a.lung_cx[0][rows]) - 0.55 * a.lung_rx[rows], 0.05) * (x < 0),
-                           soft_step(np.abs(x - a.lung_cx[1][rows]) - 0.55 * a.lung_rx[rows], 0.05) * (x > 0))
+    periphery = np.maximum(
+        soft_step(np.abs(x - a.lung_cx[0][rows]) - 0.55 * a.lung_rx[rows], 0.05) * (x < 0),
+        soft_step(np.abs(x - a.lung_cx[1][rows]) - 0.55 * a.lung_rx[rows], 0.05) * (x > 0),
+    )
     kerley = (np.cos(2 * np.pi * y / 0.045) > 0.85) * periphery * soft_step(y - 0.2, 0.05)
     scene.lung_opacity[rows] += (0.10 + 0.22 * sev) * haze + 0.12 * sev * kerley
     scene.vessel_gain[rows] *= 1 + 0.5 * sev  # vascular congestion
@@ -228,10 +241,19 @@ def hernia(scene: Scene, cases: Cases) -> np.ndarray:
 
 
 FINDINGS: dict[str, Renderer] = {  # NIH class order: the order the layers are painted in
-    "Atelectasis": atelectasis, "Cardiomegaly": cardiomegaly, "Effusion": effusion,
-    "Infiltration": infiltration, "Mass": mass, "Nodule": nodule, "Pneumonia": pneumonia,
-    "Pneumothorax": pneumothorax, "Consolidation": consolidation, "Edema": edema,
-    "Emphysema": emphysema, "Fibrosis": fibrosis, "Pleural_Thickening": pleural_thickening,
+    "Atelectasis": atelectasis,
+    "Cardiomegaly": cardiomegaly,
+    "Effusion": effusion,
+    "Infiltration": infiltration,
+    "Mass": mass,
+    "Nodule": nodule,
+    "Pneumonia": pneumonia,
+    "Pneumothorax": pneumothorax,
+    "Consolidation": consolidation,
+    "Edema": edema,
+    "Emphysema": emphysema,
+    "Fibrosis": fibrosis,
+    "Pleural_Thickening": pleural_thickening,
     "Hernia": hernia,
 }
 if tuple(FINDINGS) != NIH_CLASSES:

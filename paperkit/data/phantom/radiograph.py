@@ -92,7 +92,9 @@ def take(params: dict[str, np.ndarray], index: slice | np.ndarray) -> dict[str, 
 # --------------------------------------------------------------------------------------------
 # rendering
 # --------------------------------------------------------------------------------------------
-def render(p: dict[str, np.ndarray], size: int, noise_seed: int | tuple) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+def render(
+    p: dict[str, np.ndarray], size: int, noise_seed: int | tuple
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Render a batch of radiographs.
 
     Parameters
@@ -116,7 +118,7 @@ def render(p: dict[str, np.ndarray], size: int, noise_seed: int | tuple) -> tupl
     rng = np.random.default_rng(noise_seed)
     # sub-batches of ~2**17 pixels keep every temporary in cache (3-4x faster at 256 px); the
     # sub-batch size depends on ``size`` only, so the noise stream is the same for any caller
-    step = max(1, 2 ** 17 // (size * size))
+    step = max(1, 2**17 // (size * size))
     parts = [_render_subbatch(take(p, slice(i, i + step)), size, rng) for i in range(0, len(p["labels"]), step)]
     images = np.concatenate([im for im, _ in parts])
     masks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -149,11 +151,22 @@ def _attenuation(scene: Scene) -> np.ndarray:
     s, a, p = scene, scene.anatomy, scene.params
     X, Y, eps = s.X, s.Y, s.eps
     A = 0.55 * s.body
-    A = A - 0.40 * s.lung * s.air + 0.16 * s.lung * s.vessels * s.vessel_gain + s.lung_opacity * s.lung + s.unmasked_density
+    A = (
+        A
+        - 0.40 * s.lung * s.air
+        + 0.16 * s.lung * s.vessels * s.vessel_gain
+        + s.lung_opacity * s.lung
+        + s.unmasked_density
+    )
     A += 0.10 * s.abdomen  # denser abdomen below the domes
     # gastric bubble under the left dome: a normal air pocket (look-alike of hernia)
     bx, by = 0.55 * a.lung_cx[1] + 0.05, a.dome_base[1] + 0.03
-    A -= 0.18 * per_image(p["bubble"]) * soft_step(1 - ((X - bx) / 0.09) ** 2 - ((Y - by) / 0.05) ** 2, 0.3) * soft_step(by + 0.01 - Y, eps)
+    A -= (
+        0.18
+        * per_image(p["bubble"])
+        * soft_step(1 - ((X - bx) / 0.09) ** 2 - ((Y - by) / 0.05) ** 2, 0.3)
+        * soft_step(by + 0.01 - Y, eps)
+    )
     A += _bones(X, Y, a, eps) + _devices(p, X, Y, s.size)
     return A
 
@@ -161,10 +174,17 @@ def _attenuation(scene: Scene) -> np.ndarray:
 def _bones(X, Y, a: Anatomy, eps: float) -> np.ndarray:
     """Ribs (curved periodic bands), clavicles and spine."""
     lateral = np.abs(X)
-    phase = (Y - 0.45 * lateral ** 2 + 0.9) / 0.16
-    ribs = np.clip(np.cos(2 * np.pi * phase), 0, 1) ** 3 * soft_step(a.thorax_rx + 0.05 - lateral, 0.1) * soft_step(0.55 - Y, 0.2) * soft_step(Y + 0.85, 0.1)
+    phase = (Y - 0.45 * lateral**2 + 0.9) / 0.16
+    ribs = (
+        np.clip(np.cos(2 * np.pi * phase), 0, 1) ** 3
+        * soft_step(a.thorax_rx + 0.05 - lateral, 0.1)
+        * soft_step(0.55 - Y, 0.2)
+        * soft_step(Y + 0.85, 0.1)
+    )
     clavicle_y = -0.70 + 0.18 * (lateral - 0.1)
-    clavicles = soft_step(0.035 - np.abs(Y - clavicle_y), eps) * soft_step(lateral - 0.08, eps) * soft_step(0.72 - lateral, 0.1)
+    clavicles = (
+        soft_step(0.035 - np.abs(Y - clavicle_y), eps) * soft_step(lateral - 0.08, eps) * soft_step(0.72 - lateral, 0.1)
+    )
     spine = soft_step(0.065 - np.abs(X), eps)
     return 0.10 * ribs + 0.22 * clavicles + 0.12 * spine
 
@@ -192,7 +212,12 @@ def _devices(p: dict[str, np.ndarray], X, Y, size: int) -> np.ndarray:
     if r.size:
         sx = per_image(np.where(du[r, 2] < 0.5, -1.0, 1.0))
         one = np.ones_like(sx)  # per-row [k, 1, 1] points: from a shoulder along the clavicle into the SVC
-        pts = [(0.75 * sx, -0.72 * one), (0.3 * sx, -0.62 * one), (0.03 * one, -0.3 * one), (0.05 * one, per_image(-0.1 + 0.2 * du[r, 3]))]
+        pts = [
+            (0.75 * sx, -0.72 * one),
+            (0.3 * sx, -0.62 * one),
+            (0.03 * one, -0.3 * one),
+            (0.05 * one, per_image(-0.1 + 0.2 * du[r, 3])),
+        ]
         d = np.minimum.reduce([_segment_distance(X[r], Y[r], *pts[i], *pts[i + 1]) for i in range(3)])
         out[r] += 0.4 * (d < w)
     r = np.flatnonzero(dev & DEVICE_ECG)
@@ -211,7 +236,7 @@ def _markers(img: np.ndarray, right_side: np.ndarray) -> None:
         bitmap = np.kron(_MARKERS[letter], np.ones((scale, scale), bool))
         h, w = bitmap.shape
         y0, x0 = 2 * scale, (size - w - 2 * scale) if letter == "L" else 2 * scale
-        img[i, y0:y0 + h, x0:x0 + w][bitmap] = 245
+        img[i, y0 : y0 + h, x0 : x0 + w][bitmap] = 245
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +268,7 @@ def plot_finding_gallery(out_path: str | Path, size: int = 128, seed: int = 0) -
     labels = np.zeros((2 * k, k), bool)
     severity = np.zeros((2 * k, k), np.float32)
     for i in range(k):
-        labels[2 * i: 2 * i + 2, i] = True
+        labels[2 * i : 2 * i + 2, i] = True
         severity[2 * i, i], severity[2 * i + 1, i] = 0.25, 0.95
     rng = np.random.default_rng(seed)
     params = sample_params(rng, labels, severity, np.zeros(2 * k, bool), np.zeros(2 * k, int))

@@ -89,7 +89,11 @@ class Anatomy:
         self.lung_rx = 0.36 * self.thorax_rx
         # heart: AP films magnify it; cardiomegaly sets CTR 0.52-0.68
         cardio = CLASS_INDEX["Cardiomegaly"]
-        ctr = params["ctr"] + 0.04 * params["view_ap"] + (0.08 + 0.16 * sev("Cardiomegaly") - (params["ctr"] - 0.44)) * labels[:, cardio]
+        ctr = (
+            params["ctr"]
+            + 0.04 * params["view_ap"]
+            + (0.08 + 0.16 * sev("Cardiomegaly") - (params["ctr"] - 0.44)) * labels[:, cardio]
+        )
         heart_width = per_image(ctr) * 2 * self.thorax_rx
         self.ctr = ctr  # cardiothoracic ratio [n]
         self.heart_rx, self.heart_cx = 0.5 * heart_width, 0.12 * heart_width
@@ -102,7 +106,9 @@ class Anatomy:
 
     def dome_y(self, X, side: int) -> np.ndarray:
         """Height of the diaphragm dome of ``side`` under every pixel column."""
-        return self.dome_base[side] - self.dome_height[side] * np.clip(1 - ((X - self.lung_cx[side]) / self.lung_rx) ** 2, 0, 1)
+        return self.dome_base[side] - self.dome_height[side] * np.clip(
+            1 - ((X - self.lung_cx[side]) / self.lung_rx) ** 2, 0, 1
+        )
 
     def lung_cx_of(self, side: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Centre x of lung ``side[i]`` of image ``rows[i]`` (``[k, 1, 1]``)."""
@@ -167,7 +173,9 @@ class Scene:
 
         body = soft_step(1 - (X / (a.thorax_rx + 0.14)) ** 2, 0.15)
         domes = [a.dome_y(X, side) for side in (0, 1)]
-        lung = np.maximum(*(soft_step(1 - a.hemithorax(X, Y, side), 6 * eps) * soft_step(domes[side] - Y, eps) for side in (0, 1)))
+        lung = np.maximum(
+            *(soft_step(1 - a.hemithorax(X, Y, side), 6 * eps) * soft_step(domes[side] - Y, eps) for side in (0, 1))
+        )
         abdomen = soft_step(Y - np.minimum(*domes), eps)
         heart = soft_step(1 - ((X - a.heart_cx) / a.heart_rx) ** 2 - ((Y - a.heart_cy) / a.heart_ry) ** 2, 4 * eps)
         mediastinum = soft_step(0.09 - np.abs(X - 0.01), eps) * soft_step(a.heart_cy - Y, 0.2)
@@ -180,9 +188,23 @@ class Scene:
         vessel_gain *= per_image(1 - 0.55 * emph)
         hila = np.minimum(np.hypot(X - 0.45 * a.lung_cx[0], Y + 0.02), np.hypot(X - 0.45 * a.lung_cx[1], Y + 0.02))
         vessels = np.clip(1 - 2.2 * np.abs(texture(params, size, "vessel", 0)), 0, 1) ** 2 * np.exp(-hila / 0.45)
-        return cls(params=params, anatomy=anatomy, size=size, eps=eps, X=X, Y=Y, body=body, lung=lung,
-                   abdomen=abdomen, vessels=vessels, patch=texture(params, size, "patch", 1), air=air,
-                   vessel_gain=vessel_gain, lung_opacity=np.zeros_like(X), unmasked_density=np.zeros_like(X))
+        return cls(
+            params=params,
+            anatomy=anatomy,
+            size=size,
+            eps=eps,
+            X=X,
+            Y=Y,
+            body=body,
+            lung=lung,
+            abdomen=abdomen,
+            vessels=vessels,
+            patch=texture(params, size, "patch", 1),
+            air=air,
+            vessel_gain=vessel_gain,
+            lung_opacity=np.zeros_like(X),
+            unmasked_density=np.zeros_like(X),
+        )
 
     def cases(self, name: str) -> Cases | None:
         """The rows that have finding ``name`` and their draws, or None if no image has it."""
@@ -190,5 +212,10 @@ class Scene:
         rows = np.flatnonzero(self.params["labels"][:, column])
         if not rows.size:
             return None
-        return Cases(rows, per_image(self.params["severity"][rows, column]), self.params["f_u"][rows, column],
-                     self.X[rows], self.Y[rows])
+        return Cases(
+            rows,
+            per_image(self.params["severity"][rows, column]),
+            self.params["f_u"][rows, column],
+            self.X[rows],
+            self.Y[rows],
+        )

@@ -1,0 +1,227 @@
+"""What runs: every training run and soft-label set the notebooks of a profile request, in request order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from paperkit.config import Profile
+from paperkit.pipeline.specs import (
+    ALL_REFERENCES,
+    CLEAN_LABELS,
+    Pools,
+    RunSpec,
+    SoftLabels,
+    dataset_key,
+    oof_subset,
+    pruned_labels,
+    run_spec,
+    teacher_changes,
+)
+from paperkit.pipeline.specs import layouts as profile_layouts
+from paperkit.training.loop import VARIANTS
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training run: where it trains, what, and (once estimated) for how long."""
+
+    notebook: str  # the first notebook that requests it ("02", "05", "06")
+    purpose: str  # e.g. "reference", "headline", "K sweep"
+    layout: str
+    dataset_key: str  # checkpoints/<dataset_key>/<name>
+    name: str
+    arch: str
+    variant: str  # B | B+MODL | B+KNNS | B+MODL+KNNS
+    seed: int
+    epochs: int
+    knns_mode: str = ""  # faithful | efficient; "" without a KNNS term
+    k: int = 0  # neighbours per anchor (0 without KNNS)
+    train_fraction: float = 1.0  # the out-of-fold references train on (folds - 1) / folds
+    monitored: bool = False  # memorisation curves: train and test scored every epoch
+    changes: tuple[tuple[str, Any], ...] = ()  # training fields changed from the profile's
+    finished: bool = False  # its folder holds a finished manifest (a changed config still retrains)
+    seconds: float | None = None  # estimate; None without rates for its architecture
+    train_seconds: float | None = None  # the training steps alone (what metrics.csv train_s measures)
+
+    @property
+    def folder(self) -> str:
+        """``<dataset key>/<run name>``, relative to ``checkpoints/``."""
+        return f"{self.dataset_key}/{self.name}"
+
+
+@dataclass(frozen=True)
+class SoftLabelSet:
+    """Soft labels a plan will compute: who first asks for them, where, from how many models."""
+
+    notebook: str
+    soft: SoftLabels
+    archs: tuple[str, ...]
+    models_per_arch: int  # out-of-fold soft labels average one model per fold
+
+
+class _Runs:
+    """The runs and soft labels of a profile, collected in request order under the specs the notebooks
+    build (:func:`paperkit.pipeline.specs.run_spec`); a folder requested twice is one run (notebooks reuse runs)."""
+
+    def __init__(self, cfg: Profile) -> None:
+        self.cfg = cfg
+        self.runs: dict[str, PlannedRun] = {}
+        self.soft_sets: dict[str, SoftLabelSet] = {}
+
+    def add(self, notebook: str, purpose: str, layout: str, arch: str, seed: int, variant: str = "B", *,
+            noise: float | None = None, soft: SoftLabels | None = None, pools: Pools | None = None,
+            subset: str = "", fraction: float = 1.0, labels: str | None = None,
+            changes: Mapping[str, Any] | None = None) -> RunSpec:
+        spec = run_spec(self.cfg, dataset_key(self.cfg, layout, noise), labels or self.cfg.uncertain_policy, arch,
+                        seed, variant, soft=soft, pools=pools, subset=subset, changes=changes)
+        knns = spec.config.gamma_knns > 0
+        self.runs.setdefault(spec.folder, PlannedRun(
+            notebook, purpose, layout, spec.data, spec.name, arch, spec.variant, seed, spec.config.epochs,
+            spec.config.knns_mode if knns else "", spec.config.k if knns else 0, fraction, spec.monitored,
+            spec.changes))
+        return spec
+
+    def references(self, notebook: str, purpose: str, layout: str, archs: Sequence[str], name: str, *,
+                   noise: float | None = None, soft_notebook: str = "") -> SoftLabels:
+        """Reference runs (seed 0, as :func:`experiment.train_references`) and the soft labels they average."""
+        folders = [self.add(notebook, purpose, layout, arch, 0, noise=noise).folder for arch in archs]
+        return self.soft_set(soft_notebook or notebook, SoftLabels.of(self.cfg, dataset_key(self.cfg, layout, noise),
+                                                                      name, folders), archs, 1)
+
+    def soft_set(self, notebook: str, soft: SoftLabels, archs: Sequence[str], models: int) -> SoftLabels:
+        self.soft_sets.setdefault(soft.folder, SoftLabelSet(notebook, soft, tuple(archs), models))
+        return soft
+
+
+def planned_runs(cfg: Profile) -> list[PlannedRun]:
+    """Every training run the notebooks of ``cfg`` request, first request first."""
+    return list(_collect(cfg).runs.values())
+
+
+def _collect(cfg: Profile) -> _Runs:
+    """The runs and soft labels of notebooks 02-08 and :mod:`paperkit.pipeline.ablations`, gated as they gate them.
+
+    ``tests/test_plan.py`` holds it to the smoke run's ``checkpoints/`` folders.
+    """
+    runs = _Runs(cfg)
+    layouts, first, target = profile_layouts(cfg), cfg.seeds[0], cfg.target_arch
+    inputs = {}
+    for layout in layouts:  # 02's references, 03's soft labels, 04's pools (07 and 08 reuse them)
+        soft = runs.references("02", "reference", layout, cfg.reference_archs, ALL_REFERENCES, soft_notebook="03")
+        inputs[layout] = soft, Pools.of(cfg, soft, cfg.k)
+    for layout in layouts:  # 05: the headline pair on every seed
+        for seed in cfg.seeds:
+            for variant in ("B", "B+MODL+KNNS"):
+                runs.add(
+                    "05", "headline", layout, target, seed, variant, soft=inputs[layout][0], pools=inputs[layout][1]
+                )
+    for layout in (
+        layouts if cfg.dataset == "benchmark" else ()
+    ):  # 05: the clean-label ceiling (paperkit.pipeline.ceiling)
+        for seed in cfg.seeds:
+            runs.add("05", "clean-label ceiling", layout, target, seed, labels=CLEAN_LABELS)
+    n_single = cfg.ablation_seeds or len(cfg.seeds)  # 06: the single-term rows on the first seeds
+    for layout in layouts:
+        for i, seed in enumerate(cfg.seeds):
+            for variant in VARIANTS if i < n_single else ("B", "B+MODL+KNNS"):
+                runs.add(
+                    "06",
+                    "Tables 1-2 rows",
+                    layout,
+                    target,
+                    seed,
+                    variant,
+                    soft=inputs[layout][0],
+                    pools=inputs[layout][1],
+                )
+    layout = "chexpert" if "chexpert" in layouts else layouts[0]  # 06's K sweep (Fig. 4)
+    soft = inputs[layout][0]
+    for k in cfg.k_sweep:
+        runs.add(
+            "06", "K sweep", layout, target, first, "B+KNNS", soft=soft, pools=Pools.of(cfg, soft, k), changes={"k": k}
+        )
+    layout = "nih" if "nih" in layouts else layouts[0]
+    _method_ablations(cfg, runs, layout, first, *inputs[layout])
+    _teacher_ablations(cfg, runs, layout, first)
+    return runs
+
+
+def _method_ablations(cfg: Profile, runs: _Runs, layout: str, seed: int, soft: SoftLabels, pool: Pools) -> None:
+    """The runs of notebook 06's faithful-vs-efficient, uncertain-policy and loss-variant sections."""
+    target, teaching = cfg.target_arch, set(cfg.teaching)
+    if "faithful_knns" in teaching:
+        runs.add("06", "faithful vs efficient", layout, target, seed)
+        for mode in ("faithful", "efficient"):
+            runs.add(
+                "06",
+                "faithful vs efficient",
+                layout,
+                target,
+                seed,
+                "B+KNNS",
+                soft=soft,
+                pools=pool,
+                changes={"knns_mode": mode},
+            )
+    if "uncertain_policies" in teaching and "chexpert" in profile_layouts(cfg):
+        for policy in (cfg.uncertain_policy, "u_zeros", "u_ignore", "lsr_ones"):  # same images, other targets
+            runs.add("06", "uncertain policies", "chexpert", target, seed, labels=policy)
+    if {"as_printed_kl", "single_reference"} & teaching:
+        for variant in ("B", "B+MODL"):
+            runs.add("06", "loss variants", layout, target, seed, variant, soft=soft)
+        if "as_printed_kl" in teaching:
+            runs.add(
+                "06", "loss variants", layout, target, seed, "B+MODL", soft=soft, changes={"kl_form": "as_printed"}
+            )
+        if "single_reference" in teaching:
+            one = runs.references("06", "loss variants", layout, cfg.reference_archs[:1], "n1")
+            runs.add("06", "loss variants", layout, target, seed, "B+MODL", soft=one)
+
+
+def _teacher_ablations(cfg: Profile, runs: _Runs, layout: str, seed: int) -> None:
+    """The runs of notebook 06's teacher (out-of-fold, cleanlab) and noise x λ grid sections."""
+    from paperkit.pipeline import ablations
+
+    target, teaching = cfg.target_arch, set(cfg.teaching)
+    archs, name = ablations.grid_references(cfg)
+    if {"out_of_fold", "cleanlab"} & teaching:
+        in_fold = runs.references("06", "teachers", layout, archs, name)
+        runs.add("06", "teachers", layout, target, seed)
+        for_cleanlab = in_fold
+        if "out_of_fold" in teaching:
+            folds = cfg.oof_folds
+            folders = [
+                runs.add(
+                    "06", "teachers", layout, arch, 0, subset=oof_subset(fold, folds), fraction=(folds - 1) / folds
+                ).folder
+                for arch in archs
+                for fold in range(folds)
+            ]
+            out_of_fold = runs.soft_set(
+                "06", SoftLabels.of(cfg, dataset_key(cfg, layout), f"oof{folds}", folders, folds=folds), archs, folds
+            )
+            for soft in (in_fold, out_of_fold):
+                runs.add(
+                    "06", "teachers", layout, target, seed, "B+MODL+KNNS", soft=soft, pools=Pools.of(cfg, soft, cfg.k)
+                )
+            for_cleanlab = out_of_fold
+        if "cleanlab" in teaching:
+            runs.add("06", "teachers", layout, target, seed, labels=pruned_labels(cfg.uncertain_policy, for_cleanlab))
+    if "noise_lambda_grid" in teaching and cfg.dataset == "benchmark":  # real data has one noise level
+        for level in sorted({cfg.noise, *cfg.noise_sweep}):
+            noise = None if level == cfg.noise else level
+            soft = runs.references("06", "noise x λ grid", layout, archs, name, noise=noise)
+            runs.add("06", "noise x λ grid", layout, target, seed, noise=noise)
+            for weight in sorted({cfg.lambda_modl, *cfg.lambda_sweep}):
+                runs.add(
+                    "06",
+                    "noise x λ grid",
+                    layout,
+                    target,
+                    seed,
+                    "B+MODL+KNNS",
+                    noise=noise,
+                    soft=soft,
+                    pools=Pools.of(cfg, soft, cfg.k),
+                    changes=teacher_changes(weight),
+                )
