@@ -4,6 +4,12 @@ A *step* (a dataset build, one model's training, soft labels, a pool) owns a dir
 finishes it writes ``manifest.json`` holding a hash of its configuration and of the manifests of
 the steps it read. A rerun whose hash matches is skipped; a change anywhere upstream changes the
 hash of every dependant, so exactly the affected steps are redone.
+
+The manifest also records the size, modification time and sha256 of every file the step left in its
+directory, so its outputs prove themselves: a file truncated (a partial copy, a full disk) or
+rewritten since is named in a warning, and that step alone is redone (its hash, and so its
+dependants, stay the same). Files whose size and modification time still match are trusted
+without rehashing, as ``git status`` trusts its index, so a check costs a ``stat`` per file.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -118,6 +125,53 @@ def read_manifest(step_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
+class ArtifactDamagedWarning(UserWarning):
+    """A finished step's file no longer matches its manifest; the step is redone."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def record_files(out_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """``{name: {"bytes", "mtime_ns", "sha256"}}`` of every file directly in ``out_dir`` but the manifest.
+
+    Sub-folders are left out: they are steps of their own (stored predictions) or many small files.
+    """
+    out = {}
+    for path in sorted(Path(out_dir).iterdir()):
+        if path.is_file() and path.name != MANIFEST and not path.name.startswith("."):
+            st = path.stat()
+            out[path.name] = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": file_sha256(path)}
+    return out
+
+
+def damaged_files(out_dir: str | os.PathLike, manifest: Mapping[str, Any]) -> list[str]:
+    """One line per file ``manifest`` records that is missing, resized or rewritten with other bytes.
+
+    A file with the recorded size and modification time is trusted; one whose time changed (a copy,
+    a touch) is rehashed and passes if its bytes are the recorded ones. Manifests written before
+    files were recorded check nothing.
+    """
+    problems = []
+    for name, rec in manifest.get("files", {}).items():
+        path = Path(out_dir) / name
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+            continue
+        st = path.stat()
+        if st.st_size != rec["bytes"]:
+            problems.append(f"{path} has {st.st_size} bytes, its manifest records {rec['bytes']}")
+        elif st.st_mtime_ns != rec["mtime_ns"] and file_sha256(path) != rec["sha256"]:
+            problems.append(f"{path} has other bytes than its manifest records (sha256 differs)")
+    return problems
+
+
 class Step:
     """One resumable, content-hashed unit of work writing into ``out_dir``.
 
@@ -142,12 +196,25 @@ class Step:
 
     @property
     def done(self) -> bool:
-        """True when a manifest with the same hash exists (the output is current)."""
+        """True when a manifest with the same hash exists and every file it records is intact.
+
+        A damaged file (see :func:`damaged_files`) is named in an :class:`ArtifactDamagedWarning`,
+        and the step's recorded files and manifest are removed, so nothing resumes from them and
+        the step is redone from its start.
+        """
         manifest = read_manifest(self.out_dir)
         if manifest is None or manifest.get("hash") != self.hash:
             return False
         force_since = float(os.environ.get(FORCE_ENV, 0) or 0)
-        return manifest.get("finished_at", 0.0) >= force_since
+        if manifest.get("finished_at", 0.0) < force_since:
+            return False
+        damaged = damaged_files(self.out_dir, manifest)
+        if damaged:
+            warnings.warn(f"{'; '.join(damaged)}: redoing the step in {self.out_dir}", ArtifactDamagedWarning,
+                          stacklevel=2)
+            for name in [MANIFEST, *manifest.get("files", {})]:
+                (self.out_dir / name).unlink(missing_ok=True)
+        return not damaged
 
     def start(self) -> Path:
         """Invalidate any previous output's manifest and return ``out_dir`` (created)."""
@@ -164,6 +231,7 @@ class Step:
                 "config": self.config,
                 "inputs": self.inputs,
                 "summary": dict(summary or {}),
+                "files": record_files(self.out_dir),
                 "finished_at": time.time(),
             },
         )

@@ -34,8 +34,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     ------
     pickle.UnpicklingError
         If the file holds anything else (e.g. a pickled object of some class).
+    RuntimeError
+        If the file is not a readable checkpoint (truncated, overwritten), naming it.
     """
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError) as err:  # torch names neither the file nor what to do
+        raise RuntimeError(f"{path} is not a readable checkpoint ({err.__class__.__name__}: {str(err)[:120]}); "
+                           "rerun the notebook that trains this run: its manifest check retrains it") from err
 
 
 def global_rng_state() -> dict[str, Any]:
