@@ -52,7 +52,8 @@ def main() -> None:
         f"{args.batch} images {args.size} -> {args.crop} px, {torch.get_num_threads()} threads, best of {args.repeats}"
     )
     print(
-        f"batched crop + flip: {batched:,.0f} img/s; per-image slicing: {sliced:,.0f} img/s; ratio {batched / sliced:.2f}x"
+        f"batched crop + flip: {batched:,.0f} img/s; per-image slicing: {sliced:,.0f} img/s; "
+        f"ratio {batched / sliced:.2f}x"
     )
 
 

@@ -76,7 +76,8 @@ def main() -> None:
         t, c, whole = min(times[name]), min(cpu[name]), min(runs[name])
         rate = args.n // args.batch_size * args.batch_size / t
         print(
-            f"{name:<22}{t:>9.2f}{rate:>8.0f}{t / bce:>7.2f}{c:>8.2f}{c / bce_cpu:>7.2f}{whole:>8.2f}{whole / bce_run:>7.2f}"
+            f"{name:<22}{t:>9.2f}{rate:>8.0f}{t / bce:>7.2f}{c:>8.2f}{c / bce_cpu:>7.2f}"
+            f"{whole:>8.2f}{whole / bce_run:>7.2f}"
         )
 
 

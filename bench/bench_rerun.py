@@ -97,7 +97,8 @@ def main() -> None:
         c, w = times["cold" + key], times["cached" + key]
         print(
             f"{label:<26}{statistics.median(c):>10.4f}{statistics.median(w):>10.4f}"
-            f"{statistics.median(c) / statistics.median(w):>8.0f}x   ({min(c):.3f}-{max(c):.3f}, {min(w):.4f}-{max(w):.4f})"
+            f"{statistics.median(c) / statistics.median(w):>8.0f}x   "
+            f"({min(c):.3f}-{max(c):.3f}, {min(w):.4f}-{max(w):.4f})"
         )
     print(f"{args.repeats} repeats each, interleaved")
 

@@ -107,8 +107,8 @@ else:
 # The noise model (`paperkit.data.noise`, whose docstring has the equations): a true finding of
 # severity $s$ is missed with probability
 # $$P(\text{missed} \mid s) = \text{noise} \cdot \sigma(\alpha_c - \text{slope} \cdot s),$$
-# with $\alpha_c$ solved so that the sensitivity at $\text{noise} = 1$ is the measured one (Google's relabelling of NIH: e.g.
-# Pneumothorax 0.46, Nodule/Mass 0.42, airspace opacity 0.51); false reports are drawn at the rate
+# with $\alpha_c$ solved so that the sensitivity at $\text{noise} = 1$ is the measured one (Google's relabelling
+# of NIH: e.g. Pneumothorax 0.46, Nodule/Mass 0.42, airspace opacity 0.51); false reports are drawn at the rate
 # that gives the measured PPV, more often on images with a look-alike or co-occurring finding and
 # on portable (AP or device-bearing) films. On CheXpert-layout labels, faint or false mentions are
 # hedged as uncertain ($-1$) and unreported findings are often left blank. The three structure

@@ -47,7 +47,8 @@ print("references:", ", ".join(cfg.reference_archs))
 # ## Train the references (resumable: finished runs are loaded, interrupted ones resume)
 # Each reference $f_n$, $n = 1, \dots, N$, minimises eq. 1 with $\lambda = \gamma = 0$: the binary
 # cross-entropy over the $C$ findings of image $x_i$ with mined labels $y_i^j$,
-# $$L_{cls}\big(y_i, f_n(x_i)\big) = -\frac{1}{C}\sum_{j=1}^{C}\Big[y_i^j \log f_n^j(x_i) + (1 - y_i^j)\log\big(1 - f_n^j(x_i)\big)\Big],$$
+# $$L_{cls}\big(y_i, f_n(x_i)\big) = -\frac{1}{C}\sum_{j=1}^{C}\Big[y_i^j \log f_n^j(x_i) +
+# (1 - y_i^j)\log\big(1 - f_n^j(x_i)\big)\Big],$$
 # averaged over the batch (`paperkit.method.losses.bce_loss`; CheXpert's uncertain labels are first mapped
 # by U-Ones). The learning rate in epoch $e = 0, 1, \dots$ is $\eta\,\rho^{\lfloor e/s \rfloor}$ (the paper:
 # $\eta = 10^{-3}$, $\rho = 1/3$, $s = 2$; the profile's `lr`, `lr_gamma`, `lr_step_epochs`).
@@ -76,8 +77,8 @@ for layout, (prep, refs) in references.items():
 
 # %% [markdown]
 # ## Each reference's test AUC (clean labels where known), its size, and the ensemble's headroom
-# MODL distils the references' average $\frac{1}{N}\sum_n f_n(x)$ into one network, so it can only help where that average beats
-# the target network trained alone (the paper, Table 3: Ensemble 2 93.96 vs DenseNet-121 89.66, +4.3).
+# MODL distils the references' average $\frac{1}{N}\sum_n f_n(x)$ into one network, so it can only help where that
+# average beats the target network trained alone (the paper, Table 3: Ensemble 2 93.96 vs DenseNet-121 89.66, +4.3).
 # Per layout, each reference's test AUC per finding with its parameters and best epoch; the ensemble
 # row averages all references' probabilities.
 

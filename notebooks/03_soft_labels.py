@@ -64,11 +64,11 @@ for layout in ex.layouts(cfg):
 
 # %%
 layout = "chexpert" if "chexpert" in soft else next(iter(soft))
-prep, l = soft[layout]
+prep, soft_values = soft[layout]
 row = prep.rows("train")[example]
 binary, _ = uncertain_targets(prep.dataset.labels[row : row + 1], "u_ones")
 lsr, _ = uncertain_targets(prep.dataset.labels[row : row + 1], "lsr_ones", seed=0)
-files = fig1_label_views(prep.classes, binary[0], lsr[0], l[row], paths.figures,
+files = fig1_label_views(prep.classes, binary[0], lsr[0], soft_values[row], paths.figures,
                          image=prep.images.load(np.array([row]))[0].numpy())
 show_figure(files)
 
@@ -79,8 +79,10 @@ show_figure(files)
 
 # %%
 frames = [
-    ablations.label_quality(prep, {"mined": prep.mined_labels(), "soft": l}, prep.rows("train")).assign(layout=layout)
-    for layout, (prep, l) in soft.items()
+    ablations.label_quality(
+        prep, {"mined": prep.mined_labels(), "soft": soft_values}, prep.rows("train")
+    ).assign(layout=layout)
+    for layout, (prep, soft_values) in soft.items()
     if prep.clean_coverage("train") == "complete"
 ]
 if frames:

@@ -1,18 +1,18 @@
 """paperkit: reproduce and teach MODL + KNNS (Many-to-One Distribution Learning and K-Nearest
 Neighbor Smoothing, AAAI 2021) for thoracic disease identification.
 
-Modules, one job each:
+Layers, lowest first; each imports only from those before it (``tests/test_layers.py``):
 
-- :mod:`paperkit.config`     profiles (every hyper-parameter) and validated overrides
-- :mod:`paperkit.paths`      where every artifact lives
-- :mod:`paperkit.artifacts`  atomic writes, content-hashed manifests (resume)
-- :mod:`paperkit.orchestration.runner`     executes the notebooks with papermill
-- :mod:`paperkit.data`       embedded benchmark, real-dataset loaders, the image cache
-- :mod:`paperkit.models`     timm backbones with GAP or PCAM heads
-- :mod:`paperkit.method.losses`     BCE, MODL (eq. 2), KNNS (eq. 4)
-- :mod:`paperkit.method.soft_labels`, :mod:`paperkit.method.knn`  the soft label distribution and neighbour pools
-- :mod:`paperkit.training.loop`      the one training loop
-- :mod:`paperkit.evaluation.metrics`, :mod:`paperkit.evaluation.report`, :mod:`paperkit.evaluation.figures`, :mod:`paperkit.evaluation.heatmaps`
+- foundation: :mod:`paperkit.config` (profiles), :mod:`paperkit.paths`, :mod:`paperkit.artifacts`
+  (atomic writes, content-hashed steps), :mod:`paperkit.runtime`, :mod:`paperkit.progress`
+- :mod:`paperkit.data`        embedded benchmark, real-dataset loaders, the image cache
+- :mod:`paperkit.models`      timm backbones with GAP or PCAM heads
+- :mod:`paperkit.evaluation`  per-class AUC, bootstrap CIs, verdict, figures, report tables
+- :mod:`paperkit.method`      BCE, MODL (eq. 2), KNNS (eq. 4), soft labels, neighbour pools, the lab's losses
+- :mod:`paperkit.training`    the one training loop (eq. 1) and its machinery
+- :mod:`paperkit.pipeline`    the resumable steps the notebooks call, run specs, ablations, the plan
+- :mod:`paperkit.orchestration`  the runner (papermill), preflight, weights, REPORT.md, the command line
+- :mod:`paperkit.notebook`    a notebook's first cell
 """
 
 __version__ = "0.1.0"

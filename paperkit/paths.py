@@ -1,7 +1,8 @@
 """Every path the kit writes, defined once.
 
 ``results/<profile>/`` holds one profile's artifacts; nothing else in the kit joins path strings.
-The root can be moved with the environment variable ``PAPERKIT_RESULTS``.
+The root can be moved with the environment variable ``PAPERKIT_RESULTS`` (and the notebooks run with
+``PAPERKIT_NOTEBOOKS``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ if TYPE_CHECKING:
     from paperkit.config import Profile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+
+def notebooks_dir() -> Path:
+    """The notebooks the runner executes and pairs its outputs with: ``notebooks/``, or ``PAPERKIT_NOTEBOOKS``
+    (the tests run a copy there, so a run never overwrites the outputs a user saved beside the sources)."""
+    return Path(os.environ.get("PAPERKIT_NOTEBOOKS", REPO_ROOT / "notebooks")).resolve()
 
 
 def results_root() -> Path:

@@ -180,7 +180,8 @@ def read_status(path: Path) -> dict[str, Any]:
 
 
 def describe(status: Mapping[str, Any]) -> str:
-    """``"B-densenet_tiny-s0-e3855a7f (nih-seed20261202) epoch 3/6 · 340 img/s · ETA 1m10s"``; ``""`` when no task runs."""
+    """``"B-densenet_tiny-s0-e3855a7f (nih-seed20261202) epoch 3/6 · 340 img/s · ETA 1m10s"``; ``""`` when no
+    task runs."""
     if not status.get("task"):
         return ""
     parts = [f"{status['task']} {status.get('stage', '')}".strip()]

@@ -3,6 +3,7 @@ end-to-end smoke run serves every test file that reads its outputs."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,24 @@ def _isolated_results(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory) -> Path:
+def notebooks_copy(tmp_path_factory) -> Path:
+    """A temporary copy of ``notebooks/`` (the sources and ``jupytext.toml``): a test run writes its paired
+    outputs there, never over the ``notebooks/NN_*.ipynb`` a user's last run left in the repository."""
+    copy = tmp_path_factory.mktemp("checkout") / "notebooks"
+    copy.mkdir()
+    for path in (REPO / "notebooks").iterdir():
+        if path.suffix == ".py" or path.name == "jupytext.toml":
+            shutil.copy2(path, copy / path.name)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, notebooks_copy) -> Path:
     """``python -m paperkit run --profile smoke`` (what ``run_all.sh --profile smoke`` execs), once per
-    session: its results folder. It also writes ``notebooks/NN_*.ipynb``, the outputs paired with the
-    sources, as a user's run does."""
+    session: its results folder. It runs the notebooks of :func:`notebooks_copy` and writes the outputs
+    paired with them there (``NN_*.ipynb``), as a user's run does beside the sources."""
     results = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, "PAPERKIT_RESULTS": str(results)}
+    env = {**os.environ, "PAPERKIT_RESULTS": str(results), "PAPERKIT_NOTEBOOKS": str(notebooks_copy)}
     env.pop("PAPERKIT_FORCE_SINCE", None)
     proc = subprocess.run([sys.executable, "-m", "paperkit", "run", "--profile", "smoke"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1200)

@@ -1,4 +1,5 @@
-"""Batch augmentation: crops match slicing, flips mirror, centre crop is deterministic (speed: bench/bench_augment.py)."""
+"""Batch augmentation: crops match slicing, flips mirror, centre crop is deterministic (speed:
+bench/bench_augment.py)."""
 
 from __future__ import annotations
 

@@ -136,7 +136,9 @@ def _current_notebook(log: str) -> str | None:
 
 def _runs_in_progress(root: Path) -> list[Path]:
     """Training runs with a checkpoint but no manifest: stopped between two epochs, to be resumed."""
-    return sorted(p.parent for p in (root / "checkpoints").glob("*/*/last.pt") if not (p.parent / "manifest.json").exists())
+    return sorted(
+        p.parent for p in (root / "checkpoints").glob("*/*/last.pt") if not (p.parent / "manifest.json").exists()
+    )
 
 
 def _is_temporary(path: Path, root: Path) -> bool:

@@ -58,8 +58,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[Lab]:
-    """``jupyter lab`` from this environment, rooted at the repository, on a free local port."""
+def lab(tmp_path_factory, notebooks_copy) -> Iterator[Lab]:
+    """``jupyter lab`` from this environment, rooted at a copy of the repository's notebooks (where the
+    smoke run pairs its outputs), on a free local port."""
     home = tmp_path_factory.mktemp("jupyter-home")
     token, port = secrets.token_hex(16), _free_port()
     # a private config/runtime dir: the user's own ~/.jupyter settings must not decide the result
@@ -68,7 +69,7 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
     log = home / "server.log"
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
                f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={REPO}", f"--LabApp.app_settings_dir={LAB_SETTINGS}"]
+               f"--ServerApp.root_dir={notebooks_copy.parent}", f"--LabApp.app_settings_dir={LAB_SETTINGS}"]
     with open(log, "w") as out:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Lab(f"http://127.0.0.1:{port}", token)
@@ -139,12 +140,13 @@ def test_source_opens_as_a_notebook(lab, source):
     assert model["content"]["metadata"]["kernelspec"]["name"] == "paperkit"
 
 
-def test_outputs_of_the_last_run_open_with_the_source(lab, smoke_run):
+@pytest.mark.slow
+def test_outputs_of_the_last_run_open_with_the_source(lab, smoke_run, notebooks_copy):
     """After a run, opening ``notebooks/NN_*.py`` shows that run's outputs (its paired ``.ipynb``,
     newer than the ``.py``: jupytext accepts it because the inputs are identical)."""
     for source in NOTEBOOKS:
-        paired = source.with_suffix(".ipynb")
-        assert paired.is_file() and paired.stat().st_mtime >= source.stat().st_mtime, paired
+        paired = notebooks_copy / source.with_suffix(".ipynb").name
+        assert paired.is_file() and paired.stat().st_mtime >= (notebooks_copy / source.name).stat().st_mtime, paired
         cells = lab.notebook(f"notebooks/{source.name}")["content"]["cells"]
         outputs = [o for c in cells for o in _outputs(c)]
         assert outputs, f"{source.name}: opened without outputs"
@@ -159,6 +161,7 @@ def _executed(smoke_run: Path) -> dict[str, nbformat.NotebookNode]:
     return {p.stem: nbformat.read(p, as_version=4) for p in sorted((smoke_run / "executed").glob("*.ipynb"))}
 
 
+@pytest.mark.slow
 def test_every_drawing_cell_shows_its_figure(smoke_run):
     """Each cell that draws (``show_figure``, ``plt.show()`` or a displayed image file) has an image
     output; each executed notebook names the ``paperkit`` kernel."""
@@ -174,6 +177,7 @@ def test_every_drawing_cell_shows_its_figure(smoke_run):
     assert not missing, "cells that draw without an image output:\n" + "\n".join(missing)
 
 
+@pytest.mark.slow
 def test_outputs_are_clean(smoke_run):
     """No tqdm widget warning, each distinct warning shown at most once per notebook, and no
     absolute path of this machine's results folder in any output."""

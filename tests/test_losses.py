@@ -39,9 +39,9 @@ def _logits(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _soft_labels(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    l = rng.uniform(0, 1, size=shape)
-    l.flat[::3] = rng.choice([0.0, 1.0], size=l.flat[::3].shape)  # hard labels are legal soft labels
-    return l
+    labels = rng.uniform(0, 1, size=shape)
+    labels.flat[::3] = rng.choice([0.0, 1.0], size=labels.flat[::3].shape)  # hard labels are legal soft labels
+    return labels
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -74,13 +74,13 @@ def test_bce_masked_elements_get_no_gradient() -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_modl_matches_numpy(form: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    z, l = _logits(rng, (8, 14)), _soft_labels(rng, (8, 14))
-    ref = _ref_kl(l, _sigmoid(z), form).mean()
-    got = modl_loss(torch.tensor(z), torch.tensor(l), form=form)
+    z, soft = _logits(rng, (8, 14)), _soft_labels(rng, (8, 14))
+    ref = _ref_kl(soft, _sigmoid(z), form).mean()
+    got = modl_loss(torch.tensor(z), torch.tensor(soft), form=form)
     assert np.isfinite(got.item())
     assert got.item() == pytest.approx(ref, rel=1e-9, abs=1e-12)
     # float32 agrees to float32 precision
-    got32 = modl_loss(torch.tensor(z, dtype=torch.float32), torch.tensor(l, dtype=torch.float32), form=form)
+    got32 = modl_loss(torch.tensor(z, dtype=torch.float32), torch.tensor(soft, dtype=torch.float32), form=form)
     assert got32.item() == pytest.approx(ref, rel=1e-5)
 
 
@@ -101,10 +101,10 @@ def test_modl_exact_at_hard_labels() -> None:
 
 def test_as_printed_is_minimised_by_pushing_p_to_one() -> None:
     """Why Bernoulli is the default: the printed form keeps falling as every p → 1."""
-    l = torch.full((1, 3), 0.2, dtype=torch.float64)
-    at_label, saturated = torch.logit(l), torch.full((1, 3), 10.0, dtype=torch.float64)
-    assert modl_loss(saturated, l, form="as_printed") < modl_loss(at_label, l, form="as_printed")
-    assert modl_loss(saturated, l, form="bernoulli") > modl_loss(at_label, l, form="bernoulli")
+    soft = torch.full((1, 3), 0.2, dtype=torch.float64)
+    at_label, saturated = torch.logit(soft), torch.full((1, 3), 10.0, dtype=torch.float64)
+    assert modl_loss(saturated, soft, form="as_printed") < modl_loss(at_label, soft, form="as_printed")
+    assert modl_loss(saturated, soft, form="bernoulli") > modl_loss(at_label, soft, form="bernoulli")
 
 
 def _ref_knns(za: np.ndarray, zn: np.ndarray, s: np.ndarray, form: str, k_reduction: str) -> float:
@@ -144,7 +144,9 @@ def test_knns_sum_is_eq1_weighting() -> None:
     one = knns_loss(za, zn1, s1)
     nine = knns_loss(za, zn1.expand(4, 9, 3), s1.expand(4, 9))
     assert nine.item() == pytest.approx(9 * one.item(), rel=1e-5)
-    assert knns_loss(za, zn1.expand(4, 9, 3), s1.expand(4, 9), k_reduction="mean").item() == pytest.approx(one.item(), rel=1e-5)
+    assert knns_loss(za, zn1.expand(4, 9, 3), s1.expand(4, 9), k_reduction="mean").item() == pytest.approx(
+        one.item(), rel=1e-5
+    )
     with pytest.raises(ValueError, match="k_reduction"):
         knns_loss(za, zn1, s1, k_reduction="max")
 
@@ -183,19 +185,19 @@ def test_gradcheck(form: str) -> None:
     torch.manual_seed(0)
     z = (torch.randn(3, 4, dtype=torch.float64) * 3).requires_grad_()
     zn = (torch.randn(3, 2, 4, dtype=torch.float64) * 3).requires_grad_()
-    l = torch.rand(3, 4, dtype=torch.float64)
-    l[0] = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+    soft = torch.rand(3, 4, dtype=torch.float64)
+    soft[0] = torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=torch.float64)
     s = torch.rand(3, 2, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda a: modl_loss(a, l, form), (z,))
+    assert torch.autograd.gradcheck(lambda a: modl_loss(a, soft, form), (z,))
     assert torch.autograd.gradcheck(lambda a, n: knns_loss(a, n, s, form), (z, zn))
-    assert torch.autograd.gradcheck(lambda a: bce_loss(a, l, l > 0.5), (z,))
+    assert torch.autograd.gradcheck(lambda a: bce_loss(a, soft, soft > 0.5), (z,))
 
 
 def test_bf16_logits_are_promoted() -> None:
     z = torch.randn(4, 5)
-    l = torch.rand(4, 5)
-    assert modl_loss(z.bfloat16(), l).dtype == torch.float32
-    assert bce_loss(z.bfloat16(), l).dtype == torch.float32
+    soft = torch.rand(4, 5)
+    assert modl_loss(z.bfloat16(), soft).dtype == torch.float32
+    assert bce_loss(z.bfloat16(), soft).dtype == torch.float32
 
 
 def test_unknown_form() -> None:

@@ -151,7 +151,8 @@ def test_clean_labels_csv_and_google_relabels(tmp_path):
     root = write_nih(tmp_path / "nih")
     google = [
         "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
-        "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],Fracture,Pneumothorax,Airspace opacity,Nodule or mass,Set Id",
+        "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],"
+        "Fracture,Pneumothorax,Airspace opacity,Nodule or mass,Set Id",
         "00000001_000.png,No Finding,0,1,50,M,PA,2500,2048,0.143,0.143,NO,YES,NO,NO,test",
     ]
     (root / "google2019_nih-chest-xray-labels.csv").write_text("\n".join(google) + "\n")
@@ -170,7 +171,9 @@ def test_clean_labels_csv_and_google_relabels(tmp_path):
 def test_boxes_rename_infiltrate(tmp_path):
     root = write_nih(tmp_path / "nih")
     (root / "BBox_List_2017.csv").write_text(
-        "Image Index,Finding Label,Bbox [x,y,w,h],,,\n00000001_000.png,Infiltrate,1.5,2,30,40\n00000001_000.png,Mass,5,6,7,8\n"
+        "Image Index,Finding Label,Bbox [x,y,w,h],,,\n"
+        "00000001_000.png,Infiltrate,1.5,2,30,40\n"
+        "00000001_000.png,Mass,5,6,7,8\n"
     )
     boxes = load_nih_boxes(root)
     assert list(boxes.columns) == ["Image Index", "Finding Label", "x", "y", "w", "h"]

@@ -136,9 +136,12 @@ def test_gradient_matches_finite_differences(name: str, param: float | None) -> 
     z, t, mask, soft, rows = _inputs(3, True, True)
     z = np.clip(z, -6, 6)  # gradcheck's finite differences in float64, away from saturation
     m = get_method(name)
-    fn = lambda logits: m.loss(
-        logits, torch.tensor(t), torch.tensor(mask), torch.tensor(soft), torch.tensor(rows), 0, m.resolve(param), {}
-    )
+
+    def fn(logits):
+        return m.loss(
+            logits, torch.tensor(t), torch.tensor(mask), torch.tensor(soft), torch.tensor(rows), 0, m.resolve(param), {}
+        )
+
     assert torch.autograd.gradcheck(fn, (torch.tensor(z, requires_grad=True),))
 
 
@@ -270,7 +273,10 @@ def _fit(config: TrainConfig, run_dir: Path, data: dict | None = None):
 
 
 def _sce(logits, targets, mask, soft, rows, epoch, param, state):
-    """Symmetric cross entropy (Wang et al. 2019) per class: BCE + β·RCE, RCE = −[p·log t + (1−p)·log(1−t)], log 0 := −4."""
+    """Symmetric cross entropy (Wang et al. 2019) per class: BCE + β·RCE.
+
+    RCE = −[p·log t + (1−p)·log(1−t)], log 0 := −4.
+    """
     p = torch.sigmoid(logits)
     t = targets.to(p.dtype)
     log_t, log_1mt = (x.clamp_min(1e-12).log().clamp_min(-4.0) for x in (t, 1 - t))

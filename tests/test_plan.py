@@ -163,6 +163,9 @@ def test_probe_stops_at_its_budget():
     cfg = get_profile("smoke")
     rates = plan.probe(cfg, "cpu", trained_archs(cfg), total_budget_s=0.0)
     assert rates.train == {} and rates.render is None
-    assert "probe stopped after its 0 s budget: no rate for efficientnet_tiny, byobnet_tiny, densenet_tiny" in rates.source
+    assert (
+        "probe stopped after its 0 s budget: no rate for efficientnet_tiny, byobnet_tiny, densenet_tiny"
+        in rates.source
+    )
     result = plan.build_plan(cfg, rates=rates)
     assert all(r.seconds is None for r in result.runs) and "no time estimate" in plan.summary_line(result)

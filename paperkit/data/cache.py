@@ -160,7 +160,9 @@ class ImageCache:
         """Open a finished cache read-only (memory-mapped)."""
         out = Path(out_dir)
         if read_manifest(out) is None:
-            raise DataError(f"{out}: no finished image cache (manifest.json missing); run build_cache to build or resume it")
+            raise DataError(
+                f"{out}: no finished image cache (manifest.json missing); run build_cache to build or resume it"
+            )
         images = np.load(out / IMAGES, mmap_mode="r")
         paths = (out / INDEX).read_text().splitlines()
         if len(paths) != len(images):
@@ -185,7 +187,8 @@ class ImageCache:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             raise IndexError(
-                f"cache {self.out_dir} has {len(self)} images; asked for index {idx.min() if idx.min() < 0 else idx.max()}"
+                f"cache {self.out_dir} has {len(self)} images; "
+                f"asked for index {idx.min() if idx.min() < 0 else idx.max()}"
             )
         order = np.argsort(idx, kind="stable")
         out = np.empty((len(idx), self.size, self.size), dtype=np.uint8)

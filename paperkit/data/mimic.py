@@ -72,7 +72,8 @@ def load_mimic(
     bad = np.flatnonzero(~splits["split"].isin(list(_SPLIT_NAMES)).to_numpy())
     if len(bad):
         raise DataError(
-            f"{split_path}, line {bad[0] + 2}, column 'split': value {splits['split'][bad[0]]!r} is not train, validate or test"
+            f"{split_path}, line {bad[0] + 2}, column 'split': value {splits['split'][bad[0]]!r} "
+            "is not train, validate or test"
         )
     split_of = splits.set_index("dicom_id")["split"]
     if split_of.index.duplicated().any():

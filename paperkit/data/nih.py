@@ -134,7 +134,8 @@ def _official_split(root: Path, names: np.ndarray) -> np.ndarray:
     unlisted = [n for n in names if n not in membership]
     if unlisted:
         raise DataError(
-            f"{len(unlisted)} image(s) are in neither train_val_list.txt nor test_list.txt in {root} (first: {unlisted[0]})"
+            f"{len(unlisted)} image(s) are in neither train_val_list.txt nor test_list.txt in {root} "
+            f"(first: {unlisted[0]})"
         )
     return np.array([membership[n] for n in names], dtype=object)
 

@@ -211,7 +211,9 @@ def apply_noise(
     clean = np.asarray(clean, bool)
     n, k = clean.shape
     if k != len(NIH_CLASSES) or np.shape(severity) != clean.shape:
-        raise ValueError(f"clean and severity must be [N, {len(NIH_CLASSES)}], got {clean.shape} and {np.shape(severity)}")
+        raise ValueError(
+            f"clean and severity must be [N, {len(NIH_CLASSES)}], got {clean.shape} and {np.shape(severity)}"
+        )
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     sev = np.clip(np.asarray(severity, np.float64), 0, 1) * clean

@@ -229,7 +229,9 @@ def score_boxes(
 
 def iobb_accuracy(per_case: pd.DataFrame, thresholds: Sequence[float] = IOBB_THRESHOLDS) -> pd.DataFrame:
     """Share of cases with IoBB above each T(IoBB), per finding: ``finding x T`` (Wang et al. 2017)."""
-    table = pd.DataFrame({f"T(IoBB)={t:g}": per_case["iobb"] > t for t in thresholds}).assign(finding=per_case["finding"])
+    table = pd.DataFrame({f"T(IoBB)={t:g}": per_case["iobb"] > t for t in thresholds}).assign(
+        finding=per_case["finding"]
+    )
     return table.groupby("finding", sort=False).mean()
 
 

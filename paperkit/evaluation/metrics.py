@@ -134,7 +134,9 @@ def _warn_not_evaluable(table: pd.DataFrame, stacklevel: int) -> None:
     na = table[table["auc"].isna()]
     if na.empty:
         return
-    named = ", ".join(f"{c!r} ({p} positive, {n} negative)" for c, p, n in na[["class", "n_pos", "n_neg"]].itertuples(index=False))
+    named = ", ".join(
+        f"{c!r} ({p} positive, {n} negative)" for c, p, n in na[["class", "n_pos", "n_neg"]].itertuples(index=False)
+    )
     warnings.warn(
         f"AUC is n/a for {len(na)} of {len(table)} classes, whose scored images all carry the same label: "
         f"{named}; means cover the other {len(table) - len(na)} of {len(table)} classes",

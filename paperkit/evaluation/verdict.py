@@ -164,7 +164,10 @@ def in_words(gain: SeedMeanGain, paper: float, target_half_width: float = 0.5) -
     text = f"{sign}; {versus}; {width}."
     if gain.noise_cost is not None and gain.recovered is not None:
         c, r = gain.noise_cost, gain.recovered
-        text += f" The label noise costs B {c.value:.2f} [{c.ci_low:.2f}, {c.ci_high:.2f}] AUC points against the clean-label ceiling"
+        text += (
+            f" The label noise costs B {c.value:.2f} [{c.ci_low:.2f}, {c.ci_high:.2f}] AUC points "
+            "against the clean-label ceiling"
+        )
         if c.ci_low > 0:
             text += (
                 f"; the method recovers {100 * r.value:.0f} % [{100 * r.ci_low:.0f}, {100 * r.ci_high:.0f}] "

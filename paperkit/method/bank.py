@@ -20,7 +20,8 @@ instead. What that changes, stated here because it is a surrogate, not eq. 4:
 Measured (cpu profile, NIH layout, seed 0, B+MODL+KNNS, 6 epochs, batch 32): a read's mean age is
 0.33 epoch in epoch 1 and 0.58-0.59 epoch afterwards, the oldest read 2.8 epochs, and no read hits
 an unwritten row (``bank_unseen`` 0 in every epoch); without the warm start, a simulation of the
-same sizes had about half the reads of epoch 1 hit unwritten rows. Notebook 06 compares the efficient and faithful modes' gains.
+same sizes had about half the reads of epoch 1 hit unwritten rows. Notebook 06 compares the
+efficient and faithful modes' gains.
 """
 
 from __future__ import annotations

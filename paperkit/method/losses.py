@@ -16,8 +16,8 @@ for the ablation. Every term is averaged over anchors and classes, the reduction
 ``binary_cross_entropy_with_logits`` (eq. 1 sums over images and classes; the mean keeps λ and γ
 independent of the batch size and the number of findings). Over the K neighbours eq. 1 *sums*
 (``γ·Σ_k L_neigh``), so the KNNS weight grows with K; ``k_reduction="sum"`` (default) does that,
-``"mean"`` divides by K (a K-independent weight, i.e. the paper's γ/K). Everything is computed from logits with ``logsigmoid``: finite for any logit,
-exact at ``l ∈ {0, 1}`` (``0·log 0 = 0``).
+``"mean"`` divides by K (a K-independent weight, i.e. the paper's γ/K). Everything is computed from
+logits with ``logsigmoid``: finite for any logit, exact at ``l ∈ {0, 1}`` (``0·log 0 = 0``).
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ def modl_loss(logits: torch.Tensor, soft_labels: torch.Tensor, form: str = "bern
     _check_form(form)
     _check_same_shape(logits, soft_labels)
     logits = _at_least_float32(logits)
-    l = soft_labels.to(logits.dtype)
-    kl = torch.xlogy(l, l) - l * F.logsigmoid(logits)
+    soft = soft_labels.to(logits.dtype)
+    kl = torch.xlogy(soft, soft) - soft * F.logsigmoid(logits)
     if form == "bernoulli":
-        kl = kl + torch.xlogy(1 - l, 1 - l) - (1 - l) * F.logsigmoid(-logits)
+        kl = kl + torch.xlogy(1 - soft, 1 - soft) - (1 - soft) * F.logsigmoid(-logits)
     return kl.mean()
 
 

@@ -110,7 +110,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def _drop_post_pool_layers(backbone: nn.Module) -> tuple[str, ...]:
-    """Remove layers timm applies *after* global pooling (MobileNetV3's and GhostNet's ``conv_head``, ConvNeXt's ``head.norm``).
+    """Remove layers timm applies *after* global pooling (MobileNetV3's and GhostNet's ``conv_head``,
+    ConvNeXt's ``head.norm``).
 
     ``forward_features`` never calls them, and unused parameters make DDP fail. Returns the
     state-dict prefixes removed, so pretrained loading skips them.

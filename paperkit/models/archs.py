@@ -17,22 +17,57 @@ MODEL_INFO: dict[str, str] = {
     "densenet121": "DenseNet-121 (Huang et al. 2017): paper reference and target; 7.0M params.",
     "densenet169": "DenseNet-169 (Huang et al. 2017): paper reference; 12.5M params.",
     "densenet201": "DenseNet-201 (Huang et al. 2017): paper reference; 18.1M params.",
-    "inception_resnet_v2": "Inception-ResNet-v2 (Szegedy et al. 2017): paper reference; 54.3M params; valid-padded stem needs inputs of at least 75 px.",
-    "legacy_xception": "Xception (Chollet 2017), timm's port of the original Keras weights: paper reference; 20.8M params.",
-    "nasnetalarge": "NASNet-A Large (Zoph et al. 2018): paper reference; 84.8M params; needs ~331 px inputs to match its ImageNet training.",
+    "inception_resnet_v2": (
+        "Inception-ResNet-v2 (Szegedy et al. 2017): paper reference; 54.3M params; "
+        "valid-padded stem needs inputs of at least 75 px."
+    ),
+    "legacy_xception": (
+        "Xception (Chollet 2017), timm's port of the original Keras weights: paper reference; 20.8M params."
+    ),
+    "nasnetalarge": (
+        "NASNet-A Large (Zoph et al. 2018): paper reference; 84.8M params; "
+        "needs ~331 px inputs to match its ImageNet training."
+    ),
     # --- tests and bench/bench_knns.py ---------------------------------------------------------
-    "resnet10t": "ResNet-10-T (timm): residual family; the CPU reference and target before the *_tiny variants (19 img/s under load at 48 px); 4.9M params.",
+    "resnet10t": (
+        "ResNet-10-T (timm): residual family; the CPU reference and target before the *_tiny variants "
+        "(19 img/s under load at 48 px); 4.9M params."
+    ),
     # --- small from-scratch families registered below for the CPU profiles (56 px crops). ----
     # ImageNet-sized networks downsample by 32 (a 2x2 map at 56 px, too coarse for PCAM heatmaps)
     # and train at 20-300 img/s on two cores; these train at ~900-2000 img/s and keep >= 3x3 maps.
-    "densenet_tiny": "DenseNet (growth 16, blocks (4, 8)): the paper's target family shrunk to two dense blocks, final stride 8 (7x7 map at 56 px, for PCAM heatmaps); CPU target and reference; 0.19M params.",
-    "densenet_tiny_deep": "DenseNet (growth 16, blocks (6, 12)): the DenseNet-169 analogue of densenet_tiny, deeper blocks; CPU reference; 0.33M params.",
-    "densenet_tiny_wide": "DenseNet (growth 24, blocks (4, 8)): the DenseNet-201 analogue of densenet_tiny, wider layers; CPU reference; 0.42M params.",
-    "resnet_tiny": "ResNet with one BasicBlock per stage (32-256 channels, deep stem, avg-down), last stage dilated (stride 16): residual family, CPU reference; 1.2M params.",
-    "res2net_tiny": "Res2Net (Gao et al. 2019; one Bottle2neck per stage, scale 4, width 26, channels 16-128, deep stem, avg-down), stride 16: multi-scale branches inside residual blocks, the Inception-ResNet-v2 analogue; CPU reference; 0.50M params.",
-    "efficientnet_small": "timm's test EfficientNet at channel multiplier 2 (MBConv + squeeze-excite), stride 16: a NAS-derived family (MnasNet search), the NASNet analogue; CPU reference; 0.39M params.",
-    "efficientnet_tiny": "timm's test EfficientNet (MBConv + squeeze-excite), stride 16: smoke-profile reference; 0.10M params.",
-    "byobnet_tiny": "timm's test ByobNet (edge/dark/basic/bottleneck blocks, grouped convs, SE), stride 16: CSP/GENet-style family, smoke-profile reference; 0.20M params.",
+    "densenet_tiny": (
+        "DenseNet (growth 16, blocks (4, 8)): the paper's target family shrunk to two dense blocks, "
+        "final stride 8 (7x7 map at 56 px, for PCAM heatmaps); CPU target and reference; 0.19M params."
+    ),
+    "densenet_tiny_deep": (
+        "DenseNet (growth 16, blocks (6, 12)): the DenseNet-169 analogue of densenet_tiny, deeper blocks; "
+        "CPU reference; 0.33M params."
+    ),
+    "densenet_tiny_wide": (
+        "DenseNet (growth 24, blocks (4, 8)): the DenseNet-201 analogue of densenet_tiny, wider layers; "
+        "CPU reference; 0.42M params."
+    ),
+    "resnet_tiny": (
+        "ResNet with one BasicBlock per stage (32-256 channels, deep stem, avg-down), last stage dilated "
+        "(stride 16): residual family, CPU reference; 1.2M params."
+    ),
+    "res2net_tiny": (
+        "Res2Net (Gao et al. 2019; one Bottle2neck per stage, scale 4, width 26, channels 16-128, deep stem, "
+        "avg-down), stride 16: multi-scale branches inside residual blocks, the Inception-ResNet-v2 analogue; "
+        "CPU reference; 0.50M params."
+    ),
+    "efficientnet_small": (
+        "timm's test EfficientNet at channel multiplier 2 (MBConv + squeeze-excite), stride 16: "
+        "a NAS-derived family (MnasNet search), the NASNet analogue; CPU reference; 0.39M params."
+    ),
+    "efficientnet_tiny": (
+        "timm's test EfficientNet (MBConv + squeeze-excite), stride 16: smoke-profile reference; 0.10M params."
+    ),
+    "byobnet_tiny": (
+        "timm's test ByobNet (edge/dark/basic/bottleneck blocks, grouped convs, SE), stride 16: "
+        "CSP/GENet-style family, smoke-profile reference; 0.20M params."
+    ),
 }
 
 

@@ -132,7 +132,8 @@ def load_state_into_backbone(
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.pth``/``.pt``/``.bin`` (optionally wrapped in ``state_dict``/``model``) or ``.safetensors`` file."""
+    """Tensors of a ``.pth``/``.pt``/``.bin`` (optionally wrapped in ``state_dict``/``model``) or
+    ``.safetensors`` file."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

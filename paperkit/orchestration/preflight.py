@@ -202,7 +202,8 @@ def check_device(cfg: Profile) -> tuple[str, list[str], list[str]]:
         return (
             "cuda requested, none visible",
             [
-                f"device=cuda but torch {torch.__version__} sees no CUDA GPU (built for CUDA {torch.version.cuda or 'none'}): "
+                f"device=cuda but torch {torch.__version__} sees no CUDA GPU "
+                f"(built for CUDA {torch.version.cuda or 'none'}): "
                 f"run on a GPU machine, or pass -p device=cpu (or auto)"
             ],
             [],

@@ -3,8 +3,8 @@
 Notebooks are jupytext ``py:percent`` files: :func:`jupytext.read` turns each into a notebook and
 papermill executes it with the profile's parameters, the kernel and the working directory given
 explicitly. Executed copies go to ``results/<profile>/executed/`` and, as the jupytext pair of the
-source (``notebooks/NN_*.ipynb``, see :func:`paperkit.orchestration.notebook_exec.paired_copy`), beside it, so that opening the ``.py``
-in JupyterLab shows the last run's outputs. Re-running is cheap because every expensive step
+source (``notebooks/NN_*.ipynb``, see :func:`paperkit.orchestration.notebook_exec.paired_copy`), beside it,
+so that opening the ``.py`` in JupyterLab shows the last run's outputs. Re-running is cheap because every expensive step
 inside a notebook is skipped when its manifest matches (see :mod:`paperkit.artifacts`);
 ``--force`` makes those steps redo their work.
 
@@ -29,7 +29,7 @@ from paperkit import progress as live
 from paperkit.artifacts import FORCE_ENV, write_json
 from paperkit.config import ConfigError, Profile, resolve
 from paperkit.orchestration.notebook_exec import NotebookFailed, execute, kernel_name
-from paperkit.paths import NOTEBOOKS_DIR, RunPaths
+from paperkit.paths import RunPaths, notebooks_dir
 
 if TYPE_CHECKING:
     from paperkit.orchestration.preflight import PreflightReport
@@ -42,9 +42,10 @@ class NotebookRun:
     output: Path
 
 
-def list_notebooks(directory: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The numbered notebooks (``01_*.py`` ... ``08_*.py``) in run order."""
-    return sorted(p for p in directory.glob("[0-9][0-9]_*.py"))
+def list_notebooks(directory: Path | None = None) -> list[Path]:
+    """The numbered notebooks (``01_*.py`` ... ``08_*.py``) of ``directory`` (default :func:`notebooks_dir`) in run
+    order."""
+    return sorted(p for p in (directory or notebooks_dir()).glob("[0-9][0-9]_*.py"))
 
 
 def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] = (), start: str | None = None) -> list[Path]:
@@ -115,7 +116,8 @@ def check_profile(profile: Profile, echo=print) -> "PreflightReport":
 def show_plan(
     profile: Profile, report: "PreflightReport", *, probe: bool = True, redo: bool = False, echo=print
 ) -> None:
-    """Print the plan's total before running and write ``results/<profile>/plan.json`` (see :mod:`paperkit.pipeline.plan`).
+    """Print the plan's total before running and write ``results/<profile>/plan.json`` (see
+    :mod:`paperkit.pipeline.plan`).
 
     ``redo`` (``--force``): every run counts as still to do. A probe that fails (out of memory, a driver
     error) costs the estimate, never the run.

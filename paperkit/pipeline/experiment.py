@@ -135,8 +135,8 @@ class Prepared:
         clean
             Use the clean truth when it is complete on ``split`` (see :meth:`clean_coverage`).
             Partial clean truth (Google's relabels of real NIH) is never used: Table 1 then scores
-            the mined labels, as the paper does; :func:`paperkit.pipeline.relabel.relabel_evaluation` scores Google's labels
-            on their own.
+            the mined labels, as the paper does; :func:`paperkit.pipeline.relabel.relabel_evaluation` scores
+            Google's labels on their own.
         """
         rows = self.rows(split)
         if self.label_source(split, clean) == "clean":
@@ -415,7 +415,8 @@ def out_of_fold_soft_labels(
 
 
 def run_folder(run: TrainResult) -> str:
-    """``<dataset key>/<run name>``: a trained run's folder relative to ``checkpoints/`` (its :attr:`RunSpec.folder`)."""
+    """``<dataset key>/<run name>``: a trained run's folder relative to ``checkpoints/`` (its
+    :attr:`RunSpec.folder`)."""
     return f"{run.run_dir.parent.name}/{run.run_dir.name}"
 
 

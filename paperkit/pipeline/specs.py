@@ -62,7 +62,8 @@ def dataset_key(cfg: Profile, layout: str, noise: float | None = None) -> str:
 
 @dataclass(frozen=True)
 class SoftLabels:
-    """Eq. 2's soft labels of one dataset: ``soft_labels/<folder>``, their identity and (once made) values ``[N, C]``."""
+    """Eq. 2's soft labels of one dataset: ``soft_labels/<folder>``, their identity and (once made) values
+    ``[N, C]``."""
 
     name: str  # what they are, e.g. "all" (every reference), "n1", "oof5"
     folder: str  # "<dataset key>/<name>-<identity>"

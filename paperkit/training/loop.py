@@ -387,7 +387,8 @@ def _check_inputs(config: TrainConfig, data: RunData) -> None:
 
 
 def _label(run_dir: Path) -> str:
-    """``checkpoints/nih-seed20261202/B-densenet_tiny-s0-e3855a7f`` -> ``"B-densenet_tiny-s0-e3855a7f (nih-seed20261202)"``."""
+    """``checkpoints/nih-seed20261202/B-densenet_tiny-s0-e3855a7f`` ->
+    ``"B-densenet_tiny-s0-e3855a7f (nih-seed20261202)"``."""
     return f"{run_dir.name} ({run_dir.parent.name})"
 
 

@@ -181,7 +181,9 @@ class RunState:
         if world > 1:
             dist.barrier()  # rank 0 has prepared the run folder before anyone reads or writes it
             net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if state.cuda and config.sync_bn else model
-            state.net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if state.cuda else None)
+            state.net = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[device.index] if state.cuda else None
+            )
         if state.bank is not None and not resumed:
             state.bank.warm_start(model, data.images, data.train.numpy(), config.crop, config.batch_size * 4, state.amp)
         return state

@@ -138,4 +138,7 @@ def write_chexpert_layout(root: Path, draw: Draw, size: int, seed: int, workers:
     table(mined, ~test).to_csv(root / top / "train.csv", index=False)
     table(clean, ~test).to_csv(root / top / "train_clean.csv", index=False)
     table(clean, test).to_csv(root / top / "valid.csv", index=False)
-    return {"uncertain_fraction": float(np.mean(mined[~test] == -1)), "blank_fraction": float(np.isnan(mined[~test]).mean())}
+    return {
+        "uncertain_fraction": float(np.mean(mined[~test] == -1)),
+        "blank_fraction": float(np.isnan(mined[~test]).mean()),
+    }

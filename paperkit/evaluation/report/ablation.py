@@ -81,7 +81,8 @@ def ablation_table(
         tidy[column] = tidy["model"].map(values).astype(float)
         display[column] = [_number(v) for v in tidy[column]]
     notes = (
-        f"Mean AUC (%) over {len(result.classes) - len(result.na_classes)} classes; {result.n_boot} patient-level bootstrap resamples.",
+        f"Mean AUC (%) over {len(result.classes) - len(result.na_classes)} classes; "
+        f"{result.n_boot} patient-level bootstrap resamples.",
     )
     return ReportTable(f"ablation_{name}", caption, tidy, display, notes)
 

@@ -84,8 +84,8 @@ def table3_ensembles(
         )
     notes = (
         f"Mean AUC (%) over {', '.join(CHEXPERT_TASKS)}; CIs from {result.n_boot} patient-level bootstrap resamples.",
-        f"The paper's B here ({paper_numbers.TABLE3_ENSEMBLES.loc['B', 'mean_auc']:.2f}) differs from its own Table 2 B "
-        f"mean ({paper_numbers.TABLE2_CHEXPERT.loc['B', MEAN]:.2f}); both are printed as published.",
+        f"The paper's B here ({paper_numbers.TABLE3_ENSEMBLES.loc['B', 'mean_auc']:.2f}) differs from its own "
+        f"Table 2 B mean ({paper_numbers.TABLE2_CHEXPERT.loc['B', MEAN]:.2f}); both are printed as published.",
         "img/s: measured inference throughput on this run's hardware (an ensemble runs member after member).",
     )
     display = pd.DataFrame(display_rows).set_index("method")

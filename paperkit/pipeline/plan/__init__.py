@@ -2,10 +2,11 @@
 
 :func:`planned_runs` lists the runs the notebooks request, in the order they request them and
 under the folders they train into, from the profile alone (the same :class:`~paperkit.pipeline.specs.RunSpec`
-the notebooks build, soft labels and pools named by what makes them): the references of notebook 02, B and B+MODL+KNNS per seed in 05, the variants, the
-K sweep and the teaching ablations of 06 (gated as 06 gates them), and nothing new in 07 and 08,
-which reuse 02 and 05. A test checks that the smoke profile's end-to-end run creates exactly
-these folders, so the plan cannot drift from the notebooks unnoticed.
+the notebooks build, soft labels and pools named by what makes them): the references of notebook 02,
+B and B+MODL+KNNS per seed in 05, the variants, the K sweep and the teaching ablations of 06 (gated
+as 06 gates them), and nothing new in 07 and 08, which reuse 02 and 05. A test checks that the smoke
+profile's end-to-end run creates exactly these folders, so the plan cannot drift from the notebooks
+unnoticed.
 
 :func:`estimate` puts a time on each run from throughput rates: measured by :func:`probe` (a few
 training steps of each architecture at the profile's crop and batch size on the device it will

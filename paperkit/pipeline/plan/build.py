@@ -158,7 +158,8 @@ def make_plan(cfg: Profile, *, probe_requested: bool = True, counted: Mapping[st
     device, why = probe_device(cfg, archs) if probe_requested else (None, "--no-probe")
     if device is not None:
         echo(
-            f"probing throughput on {device} ({len(archs)} architecture(s), crop {cfg.crop}, batch {cfg.batch_size}) ...",
+            f"probing throughput on {device} ({len(archs)} architecture(s), "
+            f"crop {cfg.crop}, batch {cfg.batch_size}) ...",
             flush=True,
         )
         return build_plan(cfg, counted=counted, rates=probe(cfg, device, archs, echo=echo), redo=redo)
