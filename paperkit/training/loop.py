@@ -217,7 +217,7 @@ def fit_run(config: TrainConfig, data: RunData, run_dir: str | Path, *, progress
             state.model.train()
             t0, cpu0, sums = time.perf_counter(), time.process_time(), torch.zeros(4, device=state.device)
             bar = _epoch_tracker(state, plan, Path(run_dir), progress)
-            for s, batch in enumerate(prefetch(plan.batches())):
+            for s, batch in enumerate(prefetch(epoch_batches(state, plan))):
                 sums += training_step(state, plan, s, *batch)  # eq. 1: L_cls + λ·MODL + γ·KNNS
                 _advance(bar, sums, s, plan)
             if bar is not None:
@@ -249,7 +249,7 @@ def training_step(
     """One optimiser step on eq. 1 for this rank's share of batch ``s``; returns the detached
     ``[loss, L_cls, L_distri, Σ_k L_neigh]`` (the last two unweighted; L_cls is ``config.method``'s loss)."""
     config, data, device = state.config, state.data, state.device
-    x = plan.augment(s, images.to(device, non_blocking=True))
+    x = augment(state, plan, s, images.to(device, non_blocking=True))
     with state.amp:
         out = state.net(x)
     logits = out[: len(rows)].float()  # the anchors; losses in float32 even under bf16 autocast
@@ -271,7 +271,7 @@ def training_step(
     if config.lambda_modl > 0:  # L_distri (eq. 2): KL(l_i ‖ f(x_i))
         modl = modl_loss(logits, soft, config.kl_form)
     if config.gamma_knns > 0:  # Σ_k s_ik · KL(f(x_i^k) ‖ f(x_i)) (eqs. 3-4)
-        nb_logits, similarity, detached = plan.neighbour_logits(s, rows, neighbours, out[len(rows) :])
+        nb_logits, similarity, detached = neighbour_logits(state, plan, s, rows, neighbours, out[len(rows) :])
         knns = knns_loss(
             logits,
             nb_logits,
@@ -286,7 +286,7 @@ def training_step(
     state.optimizer.step()
     if state.bank is not None:  # this step's anchors become the neighbours' stored predictions
         state.bank.write(
-            plan.global_rows(s).to(device),
+            global_rows(state, plan, s).to(device),
             all_gather_rows(logits.detach(), state.world),
             plan.epoch + (s + 1) / plan.steps,
         )
@@ -298,9 +298,9 @@ class EpochPlan:
     """One epoch's randomness, drawn up front in a fixed order from the run's two generators: batch
     order and anchor crops (``data_gen``; the same for B and every variant with the same seed),
     neighbour choice and neighbour crops (``knns_gen``). The last incomplete batch is dropped (a batch
-    of one breaks BatchNorm, and DDP needs equal shards)."""
+    of one breaks BatchNorm, and DDP needs equal shards). It holds the draws only; the functions
+    below read them with the run's state."""
 
-    state: RunState
     epoch: int
     steps: int
     perm: torch.Tensor  # [steps, global batch] positions in the training rows
@@ -323,47 +323,52 @@ class EpochPlan:
                 nb_crops = [
                     crop_params(batch * config.k, size, config.crop, True, state.knns_gen) for _ in range(steps)
                 ]
-        return cls(state, state.epoch, steps, perm, crops, choice, nb_crops)
+        return cls(state.epoch, steps, perm, crops, choice, nb_crops)
 
-    def _mine(self, per_anchor: int = 1) -> slice:
-        """This rank's share of a global batch (``per_anchor`` entries per anchor)."""
-        local = self.state.config.batch_size // self.state.world * per_anchor
-        return slice(self.state.rank * local, (self.state.rank + 1) * local)
 
-    def global_rows(self, s: int) -> torch.Tensor:
-        return self.state.data.train[self.perm[s]]
+def _mine(state: RunState, per_anchor: int = 1) -> slice:
+    """This rank's share of a global batch (``per_anchor`` entries per anchor)."""
+    local = state.config.batch_size // state.world * per_anchor
+    return slice(state.rank * local, (state.rank + 1) * local)
 
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
-        """(anchor rows, neighbour rows ``[b, K]`` or ``None``, uint8 images) of this rank, step by step;
-        faithful KNNS loads the neighbours' images after the anchors'."""
-        data, cuda = self.state.data, self.state.cuda
-        for s in range(self.steps):
-            rows = self.global_rows(s)[self._mine()]
-            nb = data.pool_index[rows].gather(1, self.choice[s, self._mine()]) if self.choice is not None else None
-            x = data.images.load(rows if self.nb_crops is None else torch.cat([rows, nb.flatten()]))
-            yield rows, nb, (x.pin_memory() if cuda else x)
 
-    def augment(self, s: int, images: torch.Tensor) -> torch.Tensor:
-        """The step's random crops and flips of the anchors (and forwarded neighbours), normalised."""
-        top, left, flip = (t[self._mine()] for t in self.crops[s])
-        if self.nb_crops is not None:
-            k = self.state.config.k
-            top, left, flip = (torch.cat([a, t[self._mine(k)]]) for a, t in zip((top, left, flip), self.nb_crops[s]))
-        x = apply_crops(images, top, left, flip, self.state.config.crop)
-        return x.contiguous(memory_format=memory_format(self.state.device))
+def global_rows(state: RunState, plan: EpochPlan, s: int) -> torch.Tensor:
+    """Image rows of step ``s``'s whole batch (every rank's share)."""
+    return state.data.train[plan.perm[s]]
 
-    def neighbour_logits(
-        self, s: int, rows: torch.Tensor, neighbours: torch.Tensor, forwarded: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """Neighbour logits ``[b, K, C]``, their similarities ``s_ik`` and whether they are detached:
-        forwarded with the anchors (faithful) or read from the memory bank (efficient; a row never
-        written has similarity 0)."""
-        state = self.state
-        similarity = state.data.pool_sim[rows].gather(1, self.choice[s, self._mine()]).to(state.device)
-        if self.nb_crops is not None:
-            return forwarded.float().view(len(rows), state.config.k, state.data.n_classes), similarity, False
-        logits, written = state.bank.read(neighbours.to(state.device), self.epoch + s / self.steps)
-        return logits, similarity * written, True
+
+def epoch_batches(state: RunState, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+    """(anchor rows, neighbour rows ``[b, K]`` or ``None``, uint8 images) of this rank, step by step;
+    faithful KNNS loads the neighbours' images after the anchors'."""
+    data = state.data
+    for s in range(plan.steps):
+        rows = global_rows(state, plan, s)[_mine(state)]
+        nb = data.pool_index[rows].gather(1, plan.choice[s, _mine(state)]) if plan.choice is not None else None
+        x = data.images.load(rows if plan.nb_crops is None else torch.cat([rows, nb.flatten()]))
+        yield rows, nb, (x.pin_memory() if state.cuda else x)
+
+
+def augment(state: RunState, plan: EpochPlan, s: int, images: torch.Tensor) -> torch.Tensor:
+    """Step ``s``'s random crops and flips of the anchors (and forwarded neighbours), normalised."""
+    top, left, flip = (t[_mine(state)] for t in plan.crops[s])
+    if plan.nb_crops is not None:
+        k = state.config.k
+        top, left, flip = (torch.cat([a, t[_mine(state, k)]]) for a, t in zip((top, left, flip), plan.nb_crops[s]))
+    x = apply_crops(images, top, left, flip, state.config.crop)
+    return x.contiguous(memory_format=memory_format(state.device))
+
+
+def neighbour_logits(
+    state: RunState, plan: EpochPlan, s: int, rows: torch.Tensor, neighbours: torch.Tensor, forwarded: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Neighbour logits ``[b, K, C]``, their similarities ``s_ik`` and whether they are detached:
+    forwarded with the anchors (faithful) or read from the memory bank (efficient; a row never
+    written has similarity 0)."""
+    similarity = state.data.pool_sim[rows].gather(1, plan.choice[s, _mine(state)]).to(state.device)
+    if plan.nb_crops is not None:
+        return forwarded.float().view(len(rows), state.config.k, state.data.n_classes), similarity, False
+    logits, written = state.bank.read(neighbours.to(state.device), plan.epoch + s / plan.steps)
+    return logits, similarity * written, True
 
 
 def _check_inputs(config: TrainConfig, data: RunData) -> None:
