@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import paperkit.method.noisy_losses as nl
-import paperkit.training.state as run_state
+import paperkit.training.context as run_context
 from paperkit.config import resolve
 from paperkit.method.losses import bce_loss
 from paperkit.method.noisy_losses import ELR_BETA, ELR_CLAMP, get_method, methods, register_method
@@ -325,7 +325,7 @@ def test_elr_state_is_checkpointed_and_resume_is_exact(tmp_path: Path, monkeypat
         if Path(path).name == "last.pt":
             raise KeyboardInterrupt("killed after epoch 1")
 
-    monkeypatch.setattr(run_state, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(run_context, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         _fit(cfg, tmp_path / "resumed")
     monkeypatch.undo()

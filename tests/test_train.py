@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import CROP, SIZE, VARIANT, C, N, config, make_data
 
+import paperkit.training.context as run_context
 import paperkit.training.loop as train
 import paperkit.training.state as run_state
 from paperkit.config import get_profile
@@ -15,31 +17,6 @@ from paperkit.models import create_model
 from paperkit.runtime import memory_format
 from paperkit.training.checkpoint import load_checkpoint, save_checkpoint
 from paperkit.training.loop import ArrayImages, TrainConfig, fit, load_model, predict
-
-N, C, SIZE, CROP = 48, 3, 20, 16
-
-
-def make_data(seed: int = 0) -> dict:
-    """Tiny learnable problem: class j brightens a band of rows; pools over training rows only."""
-    rng = np.random.default_rng(seed)
-    targets = (rng.random((N, C)) < 0.4).astype(np.float32)
-    images = rng.integers(0, 120, (N, SIZE, SIZE)).astype(np.float32)
-    for j in range(C):
-        images[:, 6 * j : 6 * j + 6, :] += 100 * targets[:, j, None, None]
-    soft = np.clip(0.7 * targets + 0.3 * rng.random((N, C)), 0, 1).astype(np.float32)
-    train_index, val_index = np.arange(32), np.arange(32, N)
-    pools = neighbour_pools(soft[train_index], 4, sigma=1.0)  # pool of 4, K = 2 sampled per step
-    return dict(images=ArrayImages(images.astype(np.uint8)), train_index=train_index, val_index=val_index,
-                targets=targets, mask=None, soft_labels=soft, pools=pools)
-
-
-def config(**changes) -> TrainConfig:
-    base = TrainConfig(arch="resnet10t", head="pcam", batch_size=8, epochs=2, lr_step_epochs=1, crop=CROP,
-                       k=2, device="cpu", num_threads=1)
-    return train.dataclasses.replace(base, **changes)
-
-
-VARIANT = dict(lambda_modl=0.5, gamma_knns=0.5)
 
 
 def run(cfg: TrainConfig, run_dir: Path, data: dict | None = None, **kw) -> train.TrainResult:
@@ -100,7 +77,7 @@ def test_kill_and_resume_gives_identical_weights(tmp_path: Path, monkeypatch) ->
             saves.append(path)
             raise KeyboardInterrupt("killed after epoch 1")
 
-    monkeypatch.setattr(run_state, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(run_context, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "resumed")
     monkeypatch.undo()
@@ -126,7 +103,7 @@ def test_kill_after_the_last_checkpoint_finishes_with_every_epochs_metrics(tmp_p
         if Path(path).name == "last.pt" and state["epoch"] == cfg.epochs:
             raise KeyboardInterrupt("killed before metrics.csv")
 
-    monkeypatch.setattr(run_state, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(run_context, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "run")
     monkeypatch.undo()
@@ -276,7 +253,7 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused(tmp_path: Path) -> Non
     save_checkpoint(path, {"epoch": 1, "payload": Recorder(ArrayImages(np.zeros((1, 2, 2), np.uint8)))})
     with pytest.raises(pickle.UnpicklingError):
         load_checkpoint(path)
-    assert run_state.resumable_checkpoint(path, "any") is None  # a run there starts over instead
+    assert run_context.resumable_checkpoint(path, "any") is None  # a run there starts over instead
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])

@@ -215,7 +215,7 @@ def fit_run(config: TrainConfig, data: RunData, run_dir: str | Path, *, progress
         while state.epoch < config.epochs:
             plan = EpochPlan.draw(state)  # the epoch's batch order, crops and neighbours, drawn up front
             state.model.train()
-            t0, cpu0, sums = time.perf_counter(), time.process_time(), torch.zeros(4, device=state.device)
+            t0, cpu0, sums = time.perf_counter(), time.process_time(), torch.zeros(4, device=state.ctx.device)
             bar = _epoch_tracker(state, plan, Path(run_dir), progress)
             for s, batch in enumerate(prefetch(epoch_batches(state, plan))):
                 sums += training_step(state, plan, s, *batch)  # eq. 1: L_cls + λ·MODL + γ·KNNS
@@ -227,10 +227,10 @@ def fit_run(config: TrainConfig, data: RunData, run_dir: str | Path, *, progress
             )  # validation, checkpoint, metrics.csv
         summary = state.finish()
     finally:
-        state.close()
-        if state.rank == 0:
+        state.ctx.close()
+        if state.ctx.rank == 0:
             live.finish_task()
-    if progress and state.rank == 0:  # what stays in a notebook once the bar is gone
+    if progress and state.ctx.rank == 0:  # what stays in a notebook once the bar is gone
         print(
             f"trained {_label(Path(run_dir))}: {config.epochs} epochs, best epoch {summary['best_epoch']} "
             f"(validation AUC {summary['best_auc']:.3f})"
@@ -248,9 +248,9 @@ def training_step(
 ) -> torch.Tensor:
     """One optimiser step on eq. 1 for this rank's share of batch ``s``; returns the detached
     ``[loss, L_cls, L_distri, Σ_k L_neigh]`` (the last two unweighted; L_cls is ``config.method``'s loss)."""
-    config, data, device = state.config, state.data, state.device
+    config, data, device = state.config, state.data, state.ctx.device
     x = augment(state, plan, s, images.to(device, non_blocking=True))
-    with state.amp:
+    with state.ctx.amp:
         out = state.net(x)
     logits = out[: len(rows)].float()  # the anchors; losses in float32 even under bf16 autocast
     mask = data.mask[rows].to(device) if data.mask is not None else None
@@ -287,7 +287,7 @@ def training_step(
     if state.bank is not None:  # this step's anchors become the neighbours' stored predictions
         state.bank.write(
             global_rows(state, plan, s).to(device),
-            all_gather_rows(logits.detach(), state.world),
+            all_gather_rows(logits.detach(), state.ctx.world),
             plan.epoch + (s + 1) / plan.steps,
         )
     return torch.stack([loss, cls, modl, knns]).detach()
@@ -328,8 +328,8 @@ class EpochPlan:
 
 def _mine(state: RunState, per_anchor: int = 1) -> slice:
     """This rank's share of a global batch (``per_anchor`` entries per anchor)."""
-    local = state.config.batch_size // state.world * per_anchor
-    return slice(state.rank * local, (state.rank + 1) * local)
+    local = state.config.batch_size // state.ctx.world * per_anchor
+    return slice(state.ctx.rank * local, (state.ctx.rank + 1) * local)
 
 
 def global_rows(state: RunState, plan: EpochPlan, s: int) -> torch.Tensor:
@@ -345,7 +345,7 @@ def epoch_batches(state: RunState, plan: EpochPlan) -> Iterator[tuple[torch.Tens
         rows = global_rows(state, plan, s)[_mine(state)]
         nb = data.pool_index[rows].gather(1, plan.choice[s, _mine(state)]) if plan.choice is not None else None
         x = data.images.load(rows if plan.nb_crops is None else torch.cat([rows, nb.flatten()]))
-        yield rows, nb, (x.pin_memory() if state.cuda else x)
+        yield rows, nb, (x.pin_memory() if state.ctx.cuda else x)
 
 
 def augment(state: RunState, plan: EpochPlan, s: int, images: torch.Tensor) -> torch.Tensor:
@@ -355,7 +355,7 @@ def augment(state: RunState, plan: EpochPlan, s: int, images: torch.Tensor) -> t
         k = state.config.k
         top, left, flip = (torch.cat([a, t[_mine(state, k)]]) for a, t in zip((top, left, flip), plan.nb_crops[s]))
     x = apply_crops(images, top, left, flip, state.config.crop)
-    return x.contiguous(memory_format=memory_format(state.device))
+    return x.contiguous(memory_format=memory_format(state.ctx.device))
 
 
 def neighbour_logits(
@@ -364,10 +364,10 @@ def neighbour_logits(
     """Neighbour logits ``[b, K, C]``, their similarities ``s_ik`` and whether they are detached:
     forwarded with the anchors (faithful) or read from the memory bank (efficient; a row never
     written has similarity 0)."""
-    similarity = state.data.pool_sim[rows].gather(1, plan.choice[s, _mine(state)]).to(state.device)
+    similarity = state.data.pool_sim[rows].gather(1, plan.choice[s, _mine(state)]).to(state.ctx.device)
     if plan.nb_crops is not None:
         return forwarded.float().view(len(rows), state.config.k, state.data.n_classes), similarity, False
-    logits, written = state.bank.read(neighbours.to(state.device), plan.epoch + s / plan.steps)
+    logits, written = state.bank.read(neighbours.to(state.ctx.device), plan.epoch + s / plan.steps)
     return logits, similarity * written, True
 
 
@@ -399,7 +399,7 @@ def _label(run_dir: Path) -> str:
 
 def _epoch_tracker(state: RunState, plan: EpochPlan, run_dir: Path, show: bool) -> live.Tracker | None:
     """The epoch's bar (interactive) or status (under ``run_all.sh``); rank 0 only."""
-    if state.rank != 0 or not (show or live.status_path()):
+    if state.ctx.rank != 0 or not (show or live.status_path()):
         return None
     epochs = state.config.epochs
     return live.Tracker(

@@ -1,14 +1,17 @@
-"""Everything a training run holds besides its loop: inputs, model and optimiser, resume, end of epoch.
+"""What a training run learns from and keeps besides its loop: inputs, model and optimiser, resume, end of epoch.
 
 :func:`paperkit.training.loop.fit` reads as eq. 1 because the bookkeeping lives here:
 
 - :class:`RunData`: the run's inputs as tensors indexed by image row, checked once, with the
   content hash that names them in the run's manifest;
 - :class:`RunState`: the model, optimiser, scheduler, the two generators (batch order and crops;
-  neighbour sampling), the KNNS memory bank and the history. :meth:`RunState.start` builds them
-  and resumes from ``last.pt`` like DINO's ``restart_from_checkpoint`` (a checkpoint of other
-  inputs is discarded); :meth:`RunState.end_epoch` validates, records and checkpoints;
-  :meth:`RunState.finish` writes the manifest that marks the run done.
+  neighbour sampling), the KNNS memory bank, the L_cls method's state and the history.
+  :meth:`RunState.start` builds them and resumes from ``last.pt`` like DINO's
+  ``restart_from_checkpoint`` (a checkpoint of other inputs is discarded); :meth:`RunState.end_epoch`
+  validates, records and checkpoints; :meth:`RunState.finish` writes the manifest that marks the run done.
+
+Rank, device, precision, determinism and the checkpoint files are the machinery of
+:mod:`paperkit.training.context`.
 """
 from __future__ import annotations
 
@@ -16,9 +19,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import pickle
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
@@ -26,16 +26,15 @@ from typing import Any, Mapping, Protocol, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
 
-from paperkit.artifacts import FORCE_ENV, Step, write_text
+from paperkit.artifacts import Step, write_text
 from paperkit.evaluation.metrics import class_aucs
 from paperkit.method.bank import NeighbourBank
 from paperkit.method.noisy_losses import DEFAULT_METHOD, get_method
 from paperkit.models import Classifier, create_model
-from paperkit.runtime import gather_objects, memory_format, pick_device
-from paperkit.training.checkpoint import global_rng_state, load_checkpoint, save_checkpoint, set_global_rng_state
-from paperkit.training.inference import predict
+from paperkit.runtime import gather_objects, memory_format
+from paperkit.training.checkpoint import global_rng_state, set_global_rng_state
+from paperkit.training.context import RunContext
 
 #: Offset between the batch-order seed and the neighbour-sampling seed (any fixed constant).
 KNNS_SEED_OFFSET = 7919
@@ -123,14 +122,12 @@ class RunData:
 
 @dataclass
 class RunState:
-    """The mutable state of one run, on this rank. Built by :meth:`start`."""
+    """What one run learns and the randomness it draws, on this rank; where and how it executes is its
+    :class:`~paperkit.training.context.RunContext`. Built by :meth:`start`."""
 
     config: Any  # paperkit.training.loop.TrainConfig
     data: RunData
-    step: Step
-    device: torch.device
-    rank: int
-    world: int
+    ctx: RunContext  # rank, device, precision, determinism, folder and checkpoints
     model: Classifier
     net: torch.nn.Module  # the model, or its DDP wrapper
     optimizer: torch.optim.Optimizer
@@ -138,85 +135,55 @@ class RunState:
     data_gen: torch.Generator  # batch order and anchor crops
     knns_gen: torch.Generator  # neighbour choice and neighbour crops
     bank: NeighbourBank | None
-    amp: Any
     epoch: int = 0  # epochs done
     best_epoch: int = -1
     best_auc: float = -math.inf
     history: list[dict[str, Any]] = field(default_factory=list)
-    deterministic_before: bool = False
-    method_state: dict[str, Any] = field(default_factory=dict)  # the L_cls method's own (paperkit.method.noisy_losses)
-
-    @property
-    def cuda(self) -> bool:
-        return self.device.type == "cuda"
+    method_state: dict[str, Any] = field(default_factory=dict)  # the L_cls method's own (method.noisy_losses)
 
     @classmethod
     def start(cls, config: Any, data: RunData, step: Step) -> "RunState":
         """Build model, optimiser, scheduler, generators and bank; resume from ``last.pt`` when it
         belongs to these inputs (else train from epoch 1)."""
-        world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
-        device = pick_device(config.device, rank)
-        if config.num_threads > 0:
-            torch.set_num_threads(config.num_threads)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
-        before = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(device.type != "cuda")  # CPU: exact resume; CUDA: speed
+        ctx = RunContext.open(config, step)
         torch.manual_seed(config.seed)  # model initialisation depends on the seed only
         model = create_model(config.arch, data.n_classes, in_chans=1, head=config.head,
                              pretrained=config.pretrained or None)
-        model.to(device, memory_format=memory_format(device))
+        model.to(ctx.device, memory_format=memory_format(ctx.device))
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas,
                                      weight_decay=config.weight_decay)
-        state = cls(config=config, data=data, step=step, device=device, rank=rank, world=world, model=model,
-                    net=model, optimizer=optimizer,
+        state = cls(config=config, data=data, ctx=ctx, model=model, net=model, optimizer=optimizer,
                     scheduler=torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step_epochs, config.lr_gamma),
                     data_gen=torch.Generator().manual_seed(config.seed),
                     knns_gen=torch.Generator().manual_seed(config.seed + KNNS_SEED_OFFSET),
-                    bank=(NeighbourBank(len(data.images), data.n_classes, device)
+                    bank=(NeighbourBank(len(data.images), data.n_classes, ctx.device)
                           if config.gamma_knns > 0 and config.knns_mode == "efficient" else None),
-                    amp=torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and config.amp
-                    else nullcontext(), deterministic_before=before, method_state={"n_rows": len(data.images)})
+                    method_state={"n_rows": len(data.images)})
         resumed = state.restart_from_checkpoint()
-        if world > 1:
-            dist.barrier()  # rank 0 has prepared the run folder before anyone reads or writes it
-            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model) if state.cuda and config.sync_bn else model
-            state.net = torch.nn.parallel.DistributedDataParallel(
-                net, device_ids=[device.index] if state.cuda else None
-            )
+        ctx.barrier()  # rank 0 has prepared the run folder before anyone reads or writes it
+        state.net = ctx.distribute(model, config.sync_bn)
         if state.bank is not None and not resumed:
-            state.bank.warm_start(model, data.images, data.train.numpy(), config.crop, config.batch_size * 4, state.amp)
+            state.bank.warm_start(model, data.images, data.train.numpy(), config.crop, config.batch_size * 4, ctx.amp)
         return state
 
     def restart_from_checkpoint(self) -> bool:
         """Load every state from ``last.pt`` if it was written for these inputs; ``True`` when resumed."""
-        last = self.step.out_dir / "last.pt"
-        ck = resumable_checkpoint(last, self.step.hash)
+        ck = self.ctx.resume_checkpoint()
         if ck is None:
-            if last.is_file() and self.rank == 0:  # other inputs (or --force): its epochs do not count
-                print(
-                    f"{self.step.out_dir.name}: inputs changed since the last checkpoint, training again from epoch 1"
-                )
-                last.unlink()
-            if self.rank == 0:
-                self.step.start()
             return False
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.scheduler.load_state_dict(ck["scheduler"])
         self.epoch, self.best_epoch, self.best_auc, self.history = (
-            ck["epoch"],
-            ck["best_epoch"],
-            ck["best_auc"],
-            ck["history"],
+            ck["epoch"], ck["best_epoch"], ck["best_auc"], ck["history"]
         )
         self.data_gen.set_state(ck["data_gen"])
         self.knns_gen.set_state(ck["knns_gen"])
-        set_global_rng_state(ck["rng"][self.rank])
+        set_global_rng_state(ck["rng"][self.ctx.rank])
         if self.bank is not None:
             self.bank.load_state_dict(ck["bank"])
         self.method_state = {
-            k: v.to(self.device) if torch.is_tensor(v) else v
+            k: v.to(self.ctx.device) if torch.is_tensor(v) else v
             for k, v in (ck.get("method_state") or self.method_state).items()
         }
         return True
@@ -235,57 +202,27 @@ class RunState:
             for name, (rows, labels) in data.monitor.items()
         }
         self.epoch += 1
-        self.history.append(
-            {
-                "epoch": self.epoch,
-                "lr": lr,
-                "loss": loss,
-                "bce": bce,
-                "modl": modl,
-                "knns": knns,
-                "train_s": train_s,
-                "train_cpu_s": train_cpu_s,
-                "img_per_s": images_seen / train_s,
-                **(self.bank.epoch_stats() if self.bank else {}),
-                "val_auc": mean_auc,
-                **{f"auc_{n}": float(a) for n, a in zip(data.names, aucs)},
-                **watched,
-            }
-        )
+        self.history.append({
+            "epoch": self.epoch, "lr": lr, "loss": loss, "bce": bce, "modl": modl, "knns": knns,
+            "train_s": train_s, "train_cpu_s": train_cpu_s, "img_per_s": images_seen / train_s,
+            **(self.bank.epoch_stats() if self.bank else {}), "val_auc": mean_auc,
+            **{f"auc_{n}": float(a) for n, a in zip(data.names, aucs)}, **watched,
+        })
         improved = self.best_epoch < 0 or mean_auc > self.best_auc
         if improved:
             self.best_epoch, self.best_auc = self.epoch, mean_auc
-        rng = gather_objects(global_rng_state(), self.world)
-        if self.rank == 0:
-            config_dict = run_config(config)
-            meta = {
-                "config": config_dict,
-                "num_classes": data.n_classes,
-                "fingerprint": self.step.hash,
-                "epoch": self.epoch,
-                "model": self.model.state_dict(),
-            }
-            if improved:
-                save_checkpoint(self.step.out_dir / "best.pt", {**meta, "val_auc": mean_auc})
-            save_checkpoint(
-                self.step.out_dir / "last.pt",
-                {
-                    **meta,
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "best_epoch": self.best_epoch,
-                    "best_auc": self.best_auc,
-                    "history": self.history,
-                    "data_gen": self.data_gen.get_state(),
-                    "knns_gen": self.knns_gen.get_state(),
-                    "rng": rng,
-                    "bank": self.bank.state_dict() if self.bank is not None else None,
-                    "method_state": self.method_state,
-                },
-            )
-            write_metrics(self.step.out_dir, self.history)  # for watching a run; rewritten by finish()
-        if self.world > 1:
-            dist.barrier()  # nobody starts the next epoch (or returns) before the files exist
+        rng = gather_objects(global_rng_state(), self.ctx.world)
+        if self.ctx.rank == 0:
+            meta = {"config": run_config(config), "num_classes": data.n_classes, "fingerprint": self.ctx.step.hash,
+                    "epoch": self.epoch, "model": self.model.state_dict()}
+            self.ctx.save_checkpoints(meta, {"val_auc": mean_auc} if improved else None, {
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "best_epoch": self.best_epoch, "best_auc": self.best_auc, "history": self.history,
+                "data_gen": self.data_gen.get_state(), "knns_gen": self.knns_gen.get_state(), "rng": rng,
+                "bank": self.bank.state_dict() if self.bank is not None else None, "method_state": self.method_state,
+            })
+            write_metrics(self.ctx.out_dir, self.history)  # for watching a run; rewritten by finish()
+        self.ctx.barrier()  # nobody starts the next epoch (or returns) before the files exist
 
     def finish(self) -> dict[str, Any]:
         """Write metrics.csv from the checkpoint's history and the manifest that marks the run done.
@@ -293,37 +230,20 @@ class RunState:
         From the history, not the last epoch's file: a kill after the last epoch's last.pt and before
         its metrics.csv resumes with no epoch left to run and must not finish on an old metrics.csv."""
         summary = {"best_epoch": self.best_epoch, "best_auc": self.best_auc, "epochs": self.config.epochs}
-        if self.rank == 0:
-            write_metrics(self.step.out_dir, self.history)
-            self.step.finish(summary)
-        if self.world > 1:
-            dist.barrier()
+        if self.ctx.rank == 0:
+            write_metrics(self.ctx.out_dir, self.history)
+            self.ctx.step.finish(summary)
+        self.ctx.barrier()
         return summary
-
-    def close(self) -> None:
-        """Restore the global deterministic-algorithms flag the run changed."""
-        torch.use_deterministic_algorithms(self.deterministic_before)
 
     def validate(self, index: np.ndarray, labels: np.ndarray, row_labels: bool = False) -> np.ndarray:
         """Per-class AUC on ``index`` (``NaN`` for a class with one label value); each rank scores a shard.
 
         ``labels`` is indexed by image row, or holds one row per ``index`` entry when ``row_labels``."""
-        shards = np.array_split(np.asarray(index, dtype=np.int64), self.world)
-        probs = np.concatenate(
-            gather_objects(
-                predict(
-                    self.model,
-                    self.data.images,
-                    shards[self.rank],
-                    self.config.crop,
-                    batch_size=self.config.batch_size * 4,
-                    device=self.device,
-                ),
-                self.world,
-            )
-        )
+        rows, probs = self.ctx.predict_shards(self.model, self.data.images, index, self.config.crop,
+                                              self.config.batch_size * 4)
         self.model.train()
-        return class_aucs(labels if row_labels else labels[np.concatenate(shards)], probs)
+        return class_aucs(labels if row_labels else labels[rows], probs)
 
 
 def run_config(config: Any) -> dict[str, Any]:
@@ -351,21 +271,6 @@ def mean_of(aucs: np.ndarray) -> float:
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """``run_dir/metrics.csv``, one row per epoch, written atomically (a kill never leaves half a file)."""
     write_text(run_dir / "metrics.csv", pd.DataFrame(history).to_csv(index=False))
-
-
-def resumable_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    """``path`` loaded once if a run with ``fingerprint`` can resume from it; ``None`` when it is absent,
-    belongs to other inputs, was written before a ``--force`` run started, or holds more than tensors and
-    plain values. Every rank decides from the same file, so no rank resumes while another starts over."""
-    try:
-        written = path.stat().st_mtime
-        ck = load_checkpoint(path)
-    except FileNotFoundError:  # absent, or removed as stale by rank 0 meanwhile
-        return None
-    except pickle.UnpicklingError:  # not a checkpoint this kit can trust (or an older format): start over
-        return None
-    force_since = float(os.environ.get(FORCE_ENV, 0) or 0)
-    return ck if ck["fingerprint"] == fingerprint and written >= force_since else None
 
 
 def hash_arrays(*items: Any) -> str:
