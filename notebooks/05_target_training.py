@@ -46,9 +46,8 @@ from IPython.display import display
 
 from paperkit.evaluation import figures
 from paperkit.notebook import setup, show_figure
-from paperkit.pipeline import ablations
+from paperkit.pipeline import ablations, sections
 from paperkit.pipeline import experiment as ex
-from paperkit.pipeline.ceiling import ceiling_requests
 
 cfg, paths = setup(profile, data_root, overrides, notebook="05")
 print(f"λ={cfg.lambda_modl} γ={cfg.gamma_knns} K={cfg.k} ({cfg.knns_k_reduction} over k) σ={cfg.sigma} "
@@ -62,8 +61,8 @@ print(f"λ={cfg.lambda_modl} γ={cfg.gamma_knns} K={cfg.k} ({cfg.knns_k_reductio
 targets = {}
 for layout in ex.layouts(cfg):
     prep, soft, pool = ex.method_inputs(cfg, paths, layout)  # notebooks 01-04's outputs, loaded
-    keys = [(layout, variant, seed) for seed in cfg.seeds for variant in ("B", "B+MODL+KNNS")]
-    requests = [ex.RunRequest(prep, cfg.target_arch, s, v, soft, pool) for _, v, s in keys]
+    requests = sections.headline(cfg, prep, soft, pool)  # B and B+MODL+KNNS on every seed
+    keys = [(layout, r.variant, r.seed) for r in requests]
     targets.update(zip(keys, ex.train_runs(cfg, paths, requests)))  # `workers` runs at once
 
 # %% [markdown]
@@ -78,11 +77,11 @@ for layout in ex.layouts(cfg):
 
 # %%
 ceilings = {}
-for layout in ex.layouts(cfg):
-    requests = ceiling_requests(cfg, ex.method_inputs(cfg, paths, layout)[0])  # [] on real data
-    ceilings.update(zip([(layout, r.seed) for r in requests], ex.train_runs(cfg, paths, requests)))
+for ceiling_layout in ex.layouts(cfg):
+    clean_requests = sections.ceiling(cfg, ex.method_inputs(cfg, paths, ceiling_layout)[0])  # [] on real data
+    ceilings.update(zip([(ceiling_layout, r.seed) for r in clean_requests], ex.train_runs(cfg, paths, clean_requests)))
 print(
-    f"{len(ceilings)} ceiling run(s):", ", ".join(f"{layout} seed {s}" for layout, s in ceilings) or "none (real data)"
+    f"{len(ceilings)} ceiling run(s):", ", ".join(f"{lay} seed {s}" for lay, s in ceilings) or "none (real data)"
 )
 
 # %% [markdown]

@@ -17,6 +17,7 @@ from paperkit.evaluation import report
 from paperkit.evaluation.metrics import MEAN, class_aucs
 from paperkit.paths import RunPaths
 from paperkit.pipeline import experiment as ex
+from paperkit.pipeline import sections
 from paperkit.pipeline.specs import ALL_REFERENCES, Pools, SoftLabels, pruned_labels, teacher_changes
 from paperkit.training.loop import TrainResult
 
@@ -54,11 +55,7 @@ def faithful_vs_efficient(
     each mode's gain over B with its paired CI, the training time relative to B, and the bank's
     read ages; its note gives efficient − faithful with its paired CI.
     """
-    requests = {"B": ex.RunRequest(prep, cfg.target_arch, seed)}
-    for mode in ("faithful", "efficient"):
-        requests[f"B+KNNS ({mode})"] = ex.RunRequest(
-            prep, cfg.target_arch, seed, "B+KNNS", soft, pool, changes={"knns_mode": mode}
-        )
+    requests = sections.faithful_vs_efficient(cfg, prep, soft, pool, seed)
     runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
     test = prep.rows("test")
     probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
@@ -217,17 +214,15 @@ def label_quality(prep: ex.Prepared, sources: Mapping[str, np.ndarray], rows: np
 
 def uncertain_policies(cfg: Profile, paths: RunPaths, seed: int) -> report.ReportTable:
     """B under U-Ones (the paper's), U-Zeros, U-Ignore and U-Ones+LSR on the CheXpert layout (Table 2's baselines)."""
-    base = ex.prepare(cfg, paths, "chexpert")
-    probs = {"B": ex.probabilities(cfg, ex.train_run(cfg, paths, base, cfg.target_arch, seed), base, base.rows("test"))}
-    policies = {"U-Zeros": "u_zeros", "U-Ignore": "u_ignore", "U-Ones+LSR": "lsr_ones"}
-    requests = [
-        ex.RunRequest(ex.prepare(cfg, paths, "chexpert", policy=policy), cfg.target_arch, seed)
-        for policy in policies.values()
-    ]
-    for name, request, run in zip(policies, requests, ex.train_runs(cfg, paths, requests)):
-        probs[name] = ex.probabilities(cfg, run, request.prep, request.prep.rows("test"))
+    requests = sections.uncertain_policies(
+        cfg, lambda policy: ex.prepare(cfg, paths, "chexpert", policy=policy), seed
+    )
+    runs = ex.train_runs(cfg, paths, list(requests.values()))
+    probs = {
+        name: ex.probabilities(cfg, run, r.prep, r.prep.rows("test")) for (name, r), run in zip(requests.items(), runs)
+    }
     return report.ablation_table(
-        ex.evaluate(cfg, base, probs),
+        ex.evaluate(cfg, requests["B"].prep, probs),
         "uncertain_policies",
         f"Uncertain-label policies for B on the CheXpert layout (seed {seed}).",
     )
@@ -237,15 +232,11 @@ def loss_variants(cfg: Profile, paths: RunPaths, prep: ex.Prepared, soft: SoftLa
     """B+MODL with eq. 2 as printed (``as_printed_kl``) and with one teacher (``single_reference``, N = 1),
     beside B and B+MODL; whichever of the two the profile's ``teaching`` lists."""
     test = prep.rows("test")
-    requests = {v: ex.RunRequest(prep, cfg.target_arch, seed, v, soft) for v in ("B", "B+MODL")}
-    if "as_printed_kl" in cfg.teaching:
-        requests["B+MODL (as printed)"] = ex.RunRequest(
-            prep, cfg.target_arch, seed, "B+MODL", soft, changes={"kl_form": "as_printed"}
-        )
-    if "single_reference" in cfg.teaching:
-        first = cfg.reference_archs[0]
-        one = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=[first]), name="n1")
-        requests[f"B+MODL (N=1, {first})"] = ex.RunRequest(prep, cfg.target_arch, seed, "B+MODL", one)
+
+    def one_reference(arch: str) -> SoftLabels:
+        return ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, archs=[arch]), name="n1")
+
+    requests = sections.loss_variants(cfg, prep, soft, seed, one_reference)
     runs = dict(zip(requests, ex.train_runs(cfg, paths, list(requests.values()))))
     probs = {m: ex.probabilities(cfg, r, prep, test) for m, r in runs.items()}
     seconds = {m: float(r.history["train_s"].sum()) for m, r in runs.items()}

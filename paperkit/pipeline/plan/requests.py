@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from paperkit.config import Profile
+from paperkit.pipeline import sections
+from paperkit.pipeline.experiment import RunRequest
+from paperkit.pipeline.sections import NamedData
 from paperkit.pipeline.specs import (
     ALL_REFERENCES,
-    CLEAN_LABELS,
     Pools,
     RunSpec,
     SoftLabels,
@@ -18,7 +20,6 @@ from paperkit.pipeline.specs import (
     teacher_changes,
 )
 from paperkit.pipeline.specs import layouts as profile_layouts
-from paperkit.training.loop import VARIANTS
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,16 @@ class _Runs:
             spec.changes))
         return spec
 
+    def add_requests(self, notebook: str, purpose: str, requests: Iterable[RunRequest]) -> None:
+        """Runs as a notebook section requests them (:mod:`paperkit.pipeline.sections`), on named data."""
+        for request in requests:
+            spec = request.spec(self.cfg)
+            knns = spec.config.gamma_knns > 0
+            self.runs.setdefault(spec.folder, PlannedRun(
+                notebook, purpose, request.prep.layout, spec.data, spec.name, request.arch, spec.variant,
+                request.seed, spec.config.epochs, spec.config.knns_mode if knns else "", spec.config.k if knns else 0,
+                1.0, spec.monitored, spec.changes))
+
     def references(self, notebook: str, purpose: str, layout: str, archs: Sequence[str], name: str, *,
                    noise: float | None = None, soft_notebook: str = "") -> SoftLabels:
         """Reference runs (seed 0, as :func:`experiment.train_references`) and the soft labels they average."""
@@ -104,78 +115,45 @@ def _collect(cfg: Profile) -> _Runs:
     ``tests/test_plan.py`` holds it to the smoke run's ``checkpoints/`` folders.
     """
     runs = _Runs(cfg)
-    layouts, first, target = profile_layouts(cfg), cfg.seeds[0], cfg.target_arch
+    layouts, first = profile_layouts(cfg), cfg.seeds[0]
     inputs = {}
     for layout in layouts:  # 02's references, 03's soft labels, 04's pools (07 and 08 reuse them)
         soft = runs.references("02", "reference", layout, cfg.reference_archs, ALL_REFERENCES, soft_notebook="03")
-        inputs[layout] = soft, Pools.of(cfg, soft, cfg.k)
+        inputs[layout] = named_data(cfg, layout), soft, Pools.of(cfg, soft, cfg.k)
     for layout in layouts:  # 05: the headline pair on every seed
-        for seed in cfg.seeds:
-            for variant in ("B", "B+MODL+KNNS"):
-                runs.add(
-                    "05", "headline", layout, target, seed, variant, soft=inputs[layout][0], pools=inputs[layout][1]
-                )
-    for layout in (
-        layouts if cfg.dataset == "benchmark" else ()
-    ):  # 05: the clean-label ceiling (paperkit.pipeline.ceiling)
-        for seed in cfg.seeds:
-            runs.add("05", "clean-label ceiling", layout, target, seed, labels=CLEAN_LABELS)
-    n_single = cfg.ablation_seeds or len(cfg.seeds)  # 06: the single-term rows on the first seeds
-    for layout in layouts:
-        for i, seed in enumerate(cfg.seeds):
-            for variant in VARIANTS if i < n_single else ("B", "B+MODL+KNNS"):
-                runs.add(
-                    "06",
-                    "Tables 1-2 rows",
-                    layout,
-                    target,
-                    seed,
-                    variant,
-                    soft=inputs[layout][0],
-                    pools=inputs[layout][1],
-                )
-    layout = "chexpert" if "chexpert" in layouts else layouts[0]  # 06's K sweep (Fig. 4)
-    soft = inputs[layout][0]
-    for k in cfg.k_sweep:
-        runs.add(
-            "06", "K sweep", layout, target, first, "B+KNNS", soft=soft, pools=Pools.of(cfg, soft, k), changes={"k": k}
-        )
-    layout = "nih" if "nih" in layouts else layouts[0]
-    _method_ablations(cfg, runs, layout, first, *inputs[layout])
+        runs.add_requests("05", "headline", sections.headline(cfg, *inputs[layout]))
+    for layout in layouts:  # 05: the clean-label ceiling
+        runs.add_requests("05", "clean-label ceiling", sections.ceiling(cfg, inputs[layout][0]))
+    for layout in layouts:  # 06: Tables 1-2's rows
+        runs.add_requests("06", "Tables 1-2 rows", sections.table_rows(cfg, *inputs[layout]))
+    data, soft, _ = inputs[sections.k_sweep_layout(cfg)]  # 06: Fig. 4
+    runs.add_requests("06", "K sweep", sections.k_sweep(cfg, data, soft, lambda k: Pools.of(cfg, soft, k)))
+    layout = sections.ablation_layout(cfg)
+    _method_ablations(cfg, runs, first, *inputs[layout])
     _teacher_ablations(cfg, runs, layout, first)
     return runs
 
 
-def _method_ablations(cfg: Profile, runs: _Runs, layout: str, seed: int, soft: SoftLabels, pool: Pools) -> None:
+def named_data(cfg: Profile, layout: str, noise: float | None = None, policy: str | None = None) -> NamedData:
+    """What :func:`paperkit.pipeline.experiment.prepare` would return, by name only."""
+    return NamedData(dataset_key(cfg, layout, noise), layout, policy or cfg.uncertain_policy,
+                     cfg.dataset == "benchmark")
+
+
+def _method_ablations(cfg: Profile, runs: _Runs, seed: int, data: NamedData, soft: SoftLabels, pool: Pools) -> None:
     """The runs of notebook 06's faithful-vs-efficient, uncertain-policy and loss-variant sections."""
-    target, teaching = cfg.target_arch, set(cfg.teaching)
+    teaching = set(cfg.teaching)
     if "faithful_knns" in teaching:
-        runs.add("06", "faithful vs efficient", layout, target, seed)
-        for mode in ("faithful", "efficient"):
-            runs.add(
-                "06",
-                "faithful vs efficient",
-                layout,
-                target,
-                seed,
-                "B+KNNS",
-                soft=soft,
-                pools=pool,
-                changes={"knns_mode": mode},
-            )
+        runs.add_requests("06", "faithful vs efficient",
+                          sections.faithful_vs_efficient(cfg, data, soft, pool, seed).values())
     if "uncertain_policies" in teaching and "chexpert" in profile_layouts(cfg):
-        for policy in (cfg.uncertain_policy, "u_zeros", "u_ignore", "lsr_ones"):  # same images, other targets
-            runs.add("06", "uncertain policies", "chexpert", target, seed, labels=policy)
+        chexpert = sections.uncertain_policies(cfg, lambda policy: named_data(cfg, "chexpert", policy=policy), seed)
+        runs.add_requests("06", "uncertain policies", chexpert.values())
     if {"as_printed_kl", "single_reference"} & teaching:
-        for variant in ("B", "B+MODL"):
-            runs.add("06", "loss variants", layout, target, seed, variant, soft=soft)
-        if "as_printed_kl" in teaching:
-            runs.add(
-                "06", "loss variants", layout, target, seed, "B+MODL", soft=soft, changes={"kl_form": "as_printed"}
-            )
-        if "single_reference" in teaching:
-            one = runs.references("06", "loss variants", layout, cfg.reference_archs[:1], "n1")
-            runs.add("06", "loss variants", layout, target, seed, "B+MODL", soft=one)
+        def one_reference(arch: str) -> SoftLabels:
+            return runs.references("06", "loss variants", data.layout, [arch], "n1")
+
+        runs.add_requests("06", "loss variants", sections.loss_variants(cfg, data, soft, seed, one_reference).values())
 
 
 def _teacher_ablations(cfg: Profile, runs: _Runs, layout: str, seed: int) -> None:
