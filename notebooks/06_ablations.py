@@ -39,9 +39,9 @@ from IPython.display import Markdown, display
 from paperkit.evaluation import figures, report, verdict
 from paperkit.evaluation.metrics import seed_summary
 from paperkit.notebook import setup, show_figure, show_table
-from paperkit.pipeline import ablations
+from paperkit.pipeline import ablations, sections
 from paperkit.pipeline import experiment as ex
-from paperkit.pipeline.ceiling import CEILING, ceiling_requests
+from paperkit.pipeline.ceiling import CEILING
 from paperkit.pipeline.relabel import relabel_evaluation
 from paperkit.training.loop import VARIANTS
 
@@ -51,25 +51,32 @@ seed = cfg.seeds[0]  # the seed of every single-seed section below
 dataset = functools.cache(functools.partial(ex.method_inputs, cfg, paths))
 
 
+@functools.cache
+def variant_runs(layout):
+    """The first section's runs on one layout, trained (or, once finished, only loaded): the test
+    probabilities and the epoch validation chose, each as `[seed][variant]`. Each section asks for
+    what it needs itself; in a run of the whole notebook the runs are loaded once."""
+    prep, soft, pool = dataset(layout)
+    requests = sections.table_rows(cfg, prep, soft, pool)  # the four variants on the first seeds
+    ceiling = sections.ceiling(cfg, prep)  # [] on real data
+    keys = [(r.seed, r.variant) for r in requests] + [(r.seed, CEILING) for r in ceiling]
+    runs = ex.train_runs(cfg, paths, requests + ceiling)
+    probs, epochs = {s: {} for s in cfg.seeds}, {s: {} for s in cfg.seeds}
+    for (s, v), run in zip(keys, runs):
+        probs[s][v] = ex.probabilities(cfg, run, prep, prep.rows("test"))
+        epochs[s][v] = run.best_epoch
+    return probs, epochs
+
+
 # %% [markdown]
 # ## The four variants on every seed, and the clean-label ceiling
 # Test-split probabilities of each run: `probs[layout][seed][variant]`; on the embedded benchmark
 # also notebook 05's ceiling, B trained on the clean labels (`probs[layout][seed]["B (clean labels)"]`).
 
 # %%
-n_single = cfg.ablation_seeds or len(cfg.seeds)
-probs, epochs = {}, {}  # test probabilities and the epoch validation chose, per layout, seed and variant
-for layout in ex.layouts(cfg):
-    prep, soft, pool = dataset(layout)
-    keys = [(s, v) for i, s in enumerate(cfg.seeds) for v in (VARIANTS if i < n_single else ("B", "B+MODL+KNNS"))]
-    ceiling = ceiling_requests(cfg, prep)  # [] on real data
-    requests = [ex.RunRequest(prep, cfg.target_arch, s, v, soft, pool) for s, v in keys] + ceiling
-    keys += [(r.seed, CEILING) for r in ceiling]
-    runs = ex.train_runs(cfg, paths, requests)
-    probs[layout], epochs[layout] = {s: {} for s in cfg.seeds}, {s: {} for s in cfg.seeds}
-    for (s, v), run in zip(keys, runs):
-        probs[layout][s][v] = ex.probabilities(cfg, run, prep, prep.rows("test"))
-        epochs[layout][s][v] = run.best_epoch
+# test probabilities and the epoch validation chose, per layout, seed and variant (`variant_runs`, setup cell)
+probs = {layout: variant_runs(layout)[0] for layout in ex.layouts(cfg)}
+epochs = {layout: variant_runs(layout)[1] for layout in ex.layouts(cfg)}
 
 # %% [markdown]
 # ## The verdict: B+MODL+KNNS − B over every seed, and the share of the noise's cost it wins back
@@ -79,12 +86,12 @@ for layout in ex.layouts(cfg):
 # ((B+MODL+KNNS − B) / (ceiling − B)). REPORT.md opens with it.
 
 # %%
-gains = {layout: verdict.headline_gain(dataset(layout)[0], by_seed, cfg.bootstrap, ceiling=CEILING)
-         for layout, by_seed in probs.items()}
-verdict_table = verdict.verdict_table(gains, labels=dataset(next(iter(probs)))[0].label_source("test"))
+gains = {layout: verdict.headline_gain(dataset(layout)[0], variant_runs(layout)[0], cfg.bootstrap, ceiling=CEILING)
+         for layout in ex.layouts(cfg)}
+verdict_table = verdict.verdict_table(gains, labels=dataset(ex.layouts(cfg)[0])[0].label_source("test"))
 show_table(verdict_table)
-for layout, text in verdict_table.tidy[["layout", "verdict"]].to_numpy():
-    print(f"{layout}: {text}")
+for verdict_layout, verdict_text in verdict_table.tidy[["layout", "verdict"]].to_numpy():
+    print(f"{verdict_layout}: {verdict_text}")
 
 # %% [markdown]
 # ## Why does the gain vary so much from seed to seed?
@@ -97,8 +104,9 @@ for layout, text in verdict_table.tidy[["layout", "verdict"]].to_numpy():
 # number of seeds a CI half-width of 0.5 would take.
 
 # %%
-for layout in probs:
-    show_table(verdict.seed_spread(dataset(layout)[0], probs[layout], epochs[layout], ceiling=CEILING))
+for spread_layout in ex.layouts(cfg):
+    spread_probs, spread_epochs = variant_runs(spread_layout)
+    show_table(verdict.seed_spread(dataset(spread_layout)[0], spread_probs, spread_epochs, ceiling=CEILING))
 
 # %% [markdown]
 # ## Table 1 (NIH) and Table 2 (CheXpert), and the gain per seed
@@ -107,14 +115,15 @@ for layout in probs:
 # row of its own. Below each table, B+MODL+KNNS − B per seed with its paired 95 % CI.
 
 # %%
-results = {layout: {s: ex.evaluate(cfg, dataset(layout)[0], p) for s, p in by_seed.items()}
-           for layout, by_seed in probs.items()}
-for layout, per_seed in results.items():
+results = {layout: {s: ex.evaluate(cfg, dataset(layout)[0], p) for s, p in variant_runs(layout)[0].items()}
+           for layout in ex.layouts(cfg)}
+for table_layout, per_seed in results.items():
     stats = seed_summary(list(per_seed.values())) if len(per_seed) > 1 else None
-    show_table((report.table1_nih if layout == "nih" else report.table2_chexpert)(per_seed[seed], seed_stats=stats))
-    show_table(report.gain_table(per_seed, "B+MODL+KNNS", f"headline_gain_{layout}",
-                                 f"B+MODL+KNNS vs B on the {layout} layout per training seed (λ = {cfg.lambda_modl:g}, "
-                                 f"γ = {cfg.gamma_knns:g}, K = {cfg.k}).", summary_row=True))
+    paper_table = report.table1_nih if table_layout == "nih" else report.table2_chexpert
+    show_table(paper_table(per_seed[seed], seed_stats=stats))
+    show_table(report.gain_table(per_seed, "B+MODL+KNNS", f"headline_gain_{table_layout}",
+                                 f"B+MODL+KNNS vs B on the {table_layout} layout per training seed "
+                                 f"(λ = {cfg.lambda_modl:g}, γ = {cfg.gamma_knns:g}, K = {cfg.k}).", summary_row=True))
 
 # %% [markdown]
 # ## Google's radiologist relabels (real NIH only; not in the paper)
@@ -125,7 +134,7 @@ for layout, per_seed in results.items():
 # Mass probabilities), on the test images Google relabelled only. Never mixed into Table 1.
 
 # %%
-relabel = relabel_evaluation(cfg, dataset("nih")[0], probs["nih"][seed]) if "nih" in probs else None
+relabel = relabel_evaluation(cfg, dataset("nih")[0], variant_runs("nih")[0][seed]) if "nih" in ex.layouts(cfg) else None
 if relabel is not None:
     show_table(report.table_google_relabel(relabel))
 else:
@@ -136,20 +145,20 @@ else:
 # The first seed's models scored against the mined (noisy) test labels instead of the clean truth.
 
 # %%
-for layout in probs:
-    prep = dataset(layout)[0]
+for mined_layout in ex.layouts(cfg):
+    mined_prep = dataset(mined_layout)[0]
     if cfg.dataset == "benchmark":
-        side = ex.clean_vs_mined(cfg, prep, probs[layout][seed])
-        display(Markdown(f"**{layout}**: mean test AUC (%) of the same models"), side)
+        side = ex.clean_vs_mined(cfg, mined_prep, variant_runs(mined_layout)[0][seed])
+        display(Markdown(f"**{mined_layout}**: mean test AUC (%) of the same models"), side)
 
 # %% [markdown]
 # ## Fig. 3: ROC curves of the four variants (CheXpert layout, five tasks, first seed)
 
 # %%
-layout = "chexpert" if "chexpert" in probs else next(iter(probs))
-prep, soft, pool = dataset(layout)
-curves = {v: p[:, prep.eval_columns] for v, p in probs[layout][seed].items() if v in VARIANTS}
-show_figure(figures.fig3_roc_curves(prep.labels("test"), curves, prep.eval_classes, paths.figures))
+roc_layout = sections.k_sweep_layout(cfg)
+roc_prep = dataset(roc_layout)[0]
+curves = {v: p[:, roc_prep.eval_columns] for v, p in variant_runs(roc_layout)[0][seed].items() if v in VARIANTS}
+show_figure(figures.fig3_roc_curves(roc_prep.labels("test"), curves, roc_prep.eval_classes, paths.figures))
 
 # %% [markdown]
 # ## Fig. 4: the number of neighbours K (B+KNNS, first seed)
@@ -158,12 +167,13 @@ show_figure(figures.fig3_roc_curves(prep.labels("test"), curves, prep.eval_class
 # disagree, believe the verdict.
 
 # %%
-requests = [ex.RunRequest(prep, cfg.target_arch, seed, "B+KNNS", soft, ex.pools(cfg, paths, prep, soft, k),
-                          changes={"k": k}) for k in cfg.k_sweep]
-k_probs = {"B": probs[layout][seed]["B"]}
-for k, run in zip(cfg.k_sweep, ex.train_runs(cfg, paths, requests)):
-    k_probs[f"K={k}"] = ex.probabilities(cfg, run, prep, prep.rows("test"))
-k_result, k_models = ex.evaluate(cfg, prep, k_probs), {k: f"K={k}" for k in cfg.k_sweep}
+k_layout = sections.k_sweep_layout(cfg)  # Fig. 3's layout
+k_prep, k_soft = dataset(k_layout)[:2]
+k_requests = sections.k_sweep(cfg, k_prep, k_soft, lambda k: ex.pools(cfg, paths, k_prep, k_soft, k))  # first seed
+k_probs = {"B": variant_runs(k_layout)[0][seed]["B"]}
+for k, k_run in zip(cfg.k_sweep, ex.train_runs(cfg, paths, k_requests)):
+    k_probs[f"K={k}"] = ex.probabilities(cfg, k_run, k_prep, k_prep.rows("test"))
+k_result, k_models = ex.evaluate(cfg, k_prep, k_probs), {k: f"K={k}" for k in cfg.k_sweep}
 show_table(report.k_sweep_table(k_result, k_models))
 show_figure(figures.fig4_k_gain(k_result, k_models, paths.figures))
 
@@ -176,17 +186,17 @@ show_figure(figures.fig4_k_gain(k_result, k_models, paths.figures))
 # gain's CI.
 
 # %%
-layout = "nih" if "nih" in probs else next(iter(probs))
-prep, soft, pool = dataset(layout)
+faithful_layout = sections.ablation_layout(cfg)
+faithful_prep, faithful_soft, faithful_pool = dataset(faithful_layout)
 if "faithful_knns" in cfg.teaching:
-    show_table(ablations.faithful_vs_efficient(cfg, paths, prep, soft, pool, seed))
+    show_table(ablations.faithful_vs_efficient(cfg, paths, faithful_prep, faithful_soft, faithful_pool, seed))
 
 # %% [markdown]
 # ## Uncertain-label baselines (CheXpert layout): U-Ones (= B), U-Zeros, U-Ignore, LSR
 # The paper's B and references use U-Ones; LSR follows Pham et al. (U-Ones → U(0.55, 0.85)).
 
 # %%
-if "uncertain_policies" in cfg.teaching and "chexpert" in probs:
+if "uncertain_policies" in cfg.teaching and "chexpert" in ex.layouts(cfg):
     show_table(ablations.uncertain_policies(cfg, paths, seed))
 
 # %% [markdown]
@@ -195,8 +205,10 @@ if "uncertain_policies" in cfg.teaching and "chexpert" in probs:
 # * `single_reference`: MODL with N = 1 (self-distillation from one reference).
 
 # %%
+loss_layout = sections.ablation_layout(cfg)
+loss_prep, loss_soft = dataset(loss_layout)[:2]
 if {"as_printed_kl", "single_reference"} & set(cfg.teaching):
-    show_table(ablations.loss_variants(cfg, paths, prep, soft, seed))
+    show_table(ablations.loss_variants(cfg, paths, loss_prep, loss_soft, seed))
 
 # %% [markdown]
 # ## Out-of-fold vs in-fold teachers, and cleanlab's prune-and-retrain
@@ -206,8 +218,10 @@ if {"as_printed_kl", "single_reference"} & set(cfg.teaching):
 # truth on the training images.
 
 # %%
+teacher_layout = sections.ablation_layout(cfg)
+teacher_prep = dataset(teacher_layout)[0]
 if {"out_of_fold", "cleanlab"} & set(cfg.teaching):
-    teacher_table, agreement = ablations.teachers(cfg, paths, prep, seed)
+    teacher_table, agreement = ablations.teachers(cfg, paths, teacher_prep, seed)
     show_table(teacher_table)
     display(agreement.round(2))
 
@@ -220,7 +234,8 @@ if {"out_of_fold", "cleanlab"} & set(cfg.teaching):
 # what a user without clean labels would pick.
 
 # %%
+grid_layout = sections.ablation_layout(cfg)
 if "noise_lambda_grid" in cfg.teaching and cfg.dataset == "benchmark":
-    grid = ablations.noise_lambda_grid(cfg, paths, layout, seed)
-    show_table(ablations.grid_table(grid, cfg, layout, seed))
+    grid = ablations.noise_lambda_grid(cfg, paths, grid_layout, seed)
+    show_table(ablations.grid_table(grid, cfg, grid_layout, seed))
     show_figure(figures.teach_noise_lambda_grid(grid, paths.figures))
