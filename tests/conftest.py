@@ -14,6 +14,26 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 
+#: Fixtures that execute the project's notebooks: a test using one (directly or through another fixture) is slow.
+NOTEBOOK_FIXTURES = ("smoke_run",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m "not slow"`` deselects anything: every collected test is checked
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Guard: a test that needs a notebook run carries ``@pytest.mark.slow`` (a module's ``pytestmark`` counts),
+    so that ``-m "not slow"`` never starts one. An unmarked one stops the session before any test runs."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if set(getattr(item, "fixturenames", ())) & set(NOTEBOOK_FIXTURES) and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"these tests use {' or '.join(NOTEBOOK_FIXTURES)} (every notebook executed) without @pytest.mark.slow: "
+            + ", ".join(unmarked)
+        )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_results(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PAPERKIT_RESULTS", str(tmp_path_factory.mktemp("results")))

@@ -1,5 +1,4 @@
 import json
-import time
 
 import pytest
 
@@ -78,12 +77,16 @@ def test_missing_input_is_a_clear_error(tmp_path):
 
 
 def test_force_redoes_steps_finished_before_it(tmp_path, monkeypatch):
+    """The times are set, not waited for: the step finished at 1e9 s (2001), the forced run started at 1.5e9 s."""
     log = []
     _run(tmp_path / "s", {"a": 1}, log=log)
-    time.sleep(0.01)
-    monkeypatch.setenv(FORCE_ENV, str(time.time()))  # what `run_all.sh --force` does at its start
+    manifest = read_manifest(tmp_path / "s")
+    write_json(tmp_path / "s" / "manifest.json", {**manifest, "finished_at": 1.0e9})
+    assert _run(tmp_path / "s", {"a": 1}, log=log).done and log == ["s"]  # no force: resumes
+    monkeypatch.setenv(FORCE_ENV, str(1.5e9))  # what `run_all.sh --force` sets at its start: a UNIX time
     _run(tmp_path / "s", {"a": 1}, log=log)
     assert log == ["s", "s"]
+    assert read_manifest(tmp_path / "s")["finished_at"] > 1.5e9  # redone now, under the real clock
     _run(tmp_path / "s", {"a": 1}, log=log)  # finished after the force time: resumes
     assert log == ["s", "s"]
 

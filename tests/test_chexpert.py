@@ -3,38 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-from test_nih import xrv_data
+from helpers import write_chexpert, xrv_data
 
-from paperkit.data.chexpert import CHEXPERT_HEADER, load_chexpert, per_study, read_chexpert_csv
+from paperkit.data.chexpert import load_chexpert, per_study, read_chexpert_csv
 from paperkit.data.datasets import DataError
 from paperkit.data.labels import CHEXPERT_CLASSES
-
-# 14 observations: a mix of 1.0, 0.0, -1.0 and blank, as in the real file
-TRAIN_VALUES = ["1.0", "", "-1.0", "1.0", "", "-1.0", "0.0", "", "", "0.0", "1.0", "", "", "1.0"]
-
-
-def write_chexpert(parent, prefix: str = "CheXpert-v1.0-small", images: bool = True):
-    """``parent/<prefix>/{train,valid}.csv`` and JPEGs: 6 train patients (frontal + lateral), 2 valid."""
-    root = parent / prefix
-    header = ",".join(CHEXPERT_HEADER)
-    train, valid = [header], [header]
-    for p in range(1, 7):
-        for view, kind in (("view1_frontal", "Frontal,AP"), ("view2_lateral", "Lateral,")):
-            train.append(f"{prefix}/train/patient{p:05d}/study1/{view}.jpg,Female,60,{kind}," + ",".join(TRAIN_VALUES))
-    for p in (64541, 64542):
-        values = ",".join("1.0" if j % 3 == 0 else "0.0" for j in range(14))
-        valid.append(f"{prefix}/valid/patient{p}/study1/view1_frontal.jpg,Male,70,Frontal,PA,{values}")
-        valid.append(f"{prefix}/valid/patient{p}/study1/view2_frontal.jpg,Male,70,Frontal,AP,{values}")
-    root.mkdir(parents=True)
-    (root / "train.csv").write_text("\n".join(train) + "\n")
-    (root / "valid.csv").write_text("\n".join(valid) + "\n")
-    if images:
-        for line in train[1:] + valid[1:]:
-            path = parent / line.split(",")[0]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.full((20, 16), 128, np.uint8)).save(path)
-    return root
 
 
 @pytest.mark.parametrize("prefix", ["CheXpert-v1.0-small", "CheXpert-v1.0"])

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from test_train import VARIANT, config, make_data
+from helpers import VARIANT, config, make_data
 from torch import nn
 
 import paperkit.training.inference as inference

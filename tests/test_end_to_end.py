@@ -71,8 +71,15 @@ def test_reference_table_shows_the_ensemble_headroom(smoke_run):
 
 @pytest.mark.parametrize("stem", FIGURES)
 def test_figures_exist(smoke_run, stem):
-    for ext in (".png", ".pdf"):
-        assert (smoke_run / "figures" / f"{stem}{ext}").stat().st_size > 1000
+    """The run wrote each figure as a PNG that decodes to a drawing (not a blank canvas) and a PDF. What each
+    figure shows (panels, labels, series, legends) is checked on its Figure in test_figures.py."""
+    from PIL import Image
+
+    png, pdf = (smoke_run / "figures" / f"{stem}{ext}" for ext in (".png", ".pdf"))
+    with Image.open(png) as image:
+        assert image.format == "PNG" and min(image.size) > 100, image.size
+        assert len(image.convert("L").getcolors()) > 2, f"{png} is blank"  # L: at most 256 grey levels
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
 
 
 def test_report_index_links_every_table(smoke_run):
@@ -114,16 +121,15 @@ def _descendants(pid: int) -> list[int]:
 
 def _kill_everything(proc: subprocess.Popen) -> None:
     """SIGKILL the runner's process group and every process below it (the kernel too); wait until
-    none of them runs any more (a zombie writes nothing)."""
+    none of them runs any more (a zombie writes nothing). No deadline: a process that outlives SIGKILL
+    is a hang, reported by pytest-timeout with this loop's stack."""
     victims = _descendants(proc.pid)
     os.killpg(proc.pid, signal.SIGKILL)
     for pid in victims:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    deadline = time.monotonic() + 60
-    while alive := [p for p in victims if not _process_table().get(p, (0, "Z"))[1].startswith("Z")]:
-        assert time.monotonic() < deadline, f"still running after SIGKILL: {alive}"
+    proc.wait()
+    while [p for p in victims if not _process_table().get(p, (0, "Z"))[1].startswith("Z")]:
         time.sleep(0.1)
 
 
@@ -189,15 +195,13 @@ def test_killed_run_resumes_to_identical_tables(smoke_run, tmp_path):
             command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + 1500
-        while True:
+        while True:  # until a run is between epochs, or the run ends; a hang is pytest-timeout's (above)
             text = log_path.read_text()
             if _current_notebook(text) in TRAINING_NOTEBOOKS and _runs_in_progress(root):
                 break
             assert proc.poll() is None, (
                 f"the run ended (rc {proc.returncode}) before it could be killed:\n{text[-3000:]}"
             )
-            assert time.monotonic() < deadline, f"no training run reached a checkpoint in time:\n{text[-3000:]}"
             time.sleep(0.05)  # an epoch of the smoke profile can take well under a second
     finally:
         _kill_everything(proc)
@@ -213,7 +217,7 @@ def test_killed_run_resumes_to_identical_tables(smoke_run, tmp_path):
         + ", ".join(f"{r.parent.name}/{r.name} after epoch {len(h)}" for r, h in kept.items())
     )
 
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _assert_nothing_half_written(root)
     for run, before in kept.items():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import write_mimic
 
 from paperkit.config import resolve
 from paperkit.method.soft_labels import out_of_fold_folds
@@ -67,8 +68,6 @@ def test_chexpert_only_profile_finds_benchmark_masks(tmp_path, monkeypatch):
 
 def test_mimic_profile_reads_mimic(tmp_path, monkeypatch):
     """dataset=mimic goes through load_mimic (not the CheXpert loader), end to end through prepare."""
-    from test_mimic import write_mimic
-
     monkeypatch.setenv("PAPERKIT_RESULTS", str(tmp_path / "results"))
     root = tmp_path / "mimic"
     write_mimic(root)

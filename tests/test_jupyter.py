@@ -40,7 +40,7 @@ class Lab:
 
     def get(self, path: str) -> Any:
         request = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request) as response:
             return json.loads(response.read())
 
     def notebook(self, path: str) -> dict[str, Any]:
@@ -74,10 +74,8 @@ def lab(tmp_path_factory, notebooks_copy) -> Iterator[Lab]:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Lab(f"http://127.0.0.1:{port}", token)
     try:
-        deadline = time.monotonic() + 90
-        while True:
+        while True:  # until it answers or exits; no deadline (a hang is pytest-timeout's to report)
             assert proc.poll() is None, f"jupyter lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"jupyter lab not ready after 90 s:\n{log.read_text()[-3000:]}"
             try:
                 server.get("/api/status")
                 break

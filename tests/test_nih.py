@@ -1,54 +1,17 @@
 """NIH ChestX-ray14 loader on fixtures written in NIH's exact formats, and on NIH's real metadata."""
 from __future__ import annotations
 
-import importlib.util
 import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import REAL_COUNTS, ROWS, write_nih, xrv_data
 
 from paperkit.data.datasets import DataError, patient_split
 from paperkit.data.labels import NIH_CLASSES
 from paperkit.data.nih import load_nih, load_nih_boxes
-
-HEADER = (
-    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
-    "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
-)
-FINDINGS = ["No Finding", "Cardiomegaly", "Effusion|Infiltration", "Hernia", "Mass|Nodule|Pneumothorax"]
-#: 10 patients x 2 images; patients 8-10 form the official test list
-ROWS = [(f"{p:08d}_{f:03d}.png", FINDINGS[(p + f) % len(FINDINGS)], p) for p in range(1, 11) for f in range(2)]
-
-
-def xrv_data() -> Path:
-    """torchxrayvision's bundled metadata folder, found without importing the package."""
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("torchxrayvision (dev dependency) is not installed: its real NIH/CheXpert metadata is needed")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
-
-
-def write_png(path: Path, mode: str = "L", size: int = 24, seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 255, (size, size, len(mode)), dtype=np.uint8)
-    Image.fromarray(pixels.squeeze(-1) if mode == "L" else pixels, mode).save(path)
-
-
-def write_nih(root: Path, layout: str = "flat", rows=ROWS, lists: bool = True) -> Path:
-    """A tiny NIH root: Data_Entry (NIH header), PNGs (a few RGB/RGBA), official split lists."""
-    root.mkdir(parents=True, exist_ok=True)
-    lines = [HEADER] + [f"{n},{f},{n[9:12].lstrip('0') or 0},{p},50,M,PA,2500,2048,0.143,0.143" for n, f, p in rows]
-    (root / "Data_Entry_2017_v2020.csv").write_text("\n".join(lines) + "\n")
-    for i, (name, _, _) in enumerate(rows):
-        folder = root / "images" if layout == "flat" else root / f"images_{1 + i // 8:03d}" / "images"
-        write_png(folder / name, mode=("L", "RGB", "RGBA")[i % 3], seed=i)
-    if lists:
-        (root / "train_val_list.txt").write_text("".join(f"{n}\n" for n, _, p in rows if p <= 7))
-        (root / "test_list.txt").write_text("".join(f"{n}\n" for n, _, p in rows if p > 7))
-    return root
 
 
 def assert_patient_disjoint(ds) -> None:
@@ -184,23 +147,6 @@ def test_boxes_rename_infiltrate(tmp_path):
 
 
 # --- NIH's real metadata (bundled in torchxrayvision) ----------------------------------------------------
-
-REAL_COUNTS = {
-    "Infiltration": 19894,
-    "Effusion": 13317,
-    "Atelectasis": 11559,
-    "Nodule": 6331,
-    "Mass": 5782,
-    "Pneumothorax": 5302,
-    "Consolidation": 4667,
-    "Pleural_Thickening": 3385,
-    "Cardiomegaly": 2776,
-    "Emphysema": 2516,
-    "Edema": 2303,
-    "Fibrosis": 1686,
-    "Pneumonia": 1431,
-    "Hernia": 227,
-}
 
 
 @pytest.fixture(scope="module")

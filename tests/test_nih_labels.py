@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import write_png, xrv_data
 from sklearn.metrics import roc_auc_score
-from test_nih import write_png, xrv_data
 
 from paperkit.config import resolve
 from paperkit.data.datasets import XrayDataset

@@ -6,6 +6,7 @@ import hashlib
 import matplotlib
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
 from paperkit.data import phantom
 from paperkit.data.labels import NIH_CLASSES
@@ -81,12 +82,30 @@ def test_bad_label_shape_is_a_clear_error():
 
 
 def test_gallery(tmp_path, monkeypatch):
+    """One row per finding, in NIH order: its mild and its severe example, each with the lesion mask outlined."""
     def no_backend_switch(*args, **kwargs):
         raise AssertionError("library code must not switch matplotlib's backend (a notebook's is global)")
 
     monkeypatch.setattr(matplotlib, "use", no_backend_switch)
+    saved = []
+    real_savefig = Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        saved.append(fig)
+        return real_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
     out = phantom.plot_finding_gallery(tmp_path / "g.png", size=48, seed=0)
     assert out.is_file() and out.stat().st_size > 1000
+    (fig,) = saved
+    assert len(fig.axes) == 2 * len(NIH_CLASSES)
+    assert [ax.get_title() for ax in fig.axes] == [f"{c} ({s})" for c in NIH_CLASSES for s in ("mild", "severe")]
+    for ax in fig.axes:
+        (image,) = ax.images
+        assert image.get_array().shape == (48, 48) and image.get_clim() == (0, 255)
+        assert len(ax.collections) == 1  # the mask's contour
+    severe = fig.axes[1::2]  # a severe lesion is never too small to outline, even at 48 px
+    assert all(any(len(path.vertices) for path in ax.collections[0].get_paths()) for ax in severe)
 
 
 def test_findings_table_is_in_nih_order():

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import time
+import math
 
 import numpy as np
 import pytest
@@ -127,7 +127,7 @@ def test_a_retrained_run_recomputes(tiny, monkeypatch):
         np.save(f, np.zeros((len(rows), len(prep.classes)), np.float32))
     manifest = run.run_dir / "manifest.json"
     content = json.loads(manifest.read_text())
-    content["finished_at"] = time.time()  # what a retraining's manifest differs in at the least
+    content["finished_at"] += 1.0  # what a retraining's manifest differs in at the least: a later finish
     manifest.write_text(json.dumps(content))
     probs = ex.probabilities(cfg, run, prep, rows)
     np.testing.assert_array_equal(probs, fresh(cfg, run, prep, rows))
@@ -154,7 +154,9 @@ def test_retraining_for_real_never_reuses_old_predictions(tiny, monkeypatch):
     ex.probabilities(cfg, run, prep, rows)
     for f in stored(run):  # training is deterministic on the CPU: only poisoned files tell reuse apart
         np.save(f, np.zeros((len(rows), len(prep.classes)), np.float32))
-    monkeypatch.setenv("PAPERKIT_FORCE_SINCE", str(time.time()))
+    finished = json.loads((run.run_dir / "manifest.json").read_text())["finished_at"]
+    # --force started just after this run finished (set, not read off the clock: no two reads can tie)
+    monkeypatch.setenv("PAPERKIT_FORCE_SINCE", repr(math.nextafter(finished, math.inf)))
     again = ex.train_run(cfg, paths, prep, "efficientnet_tiny", 1)
     assert not again.skipped
     probs = ex.probabilities(cfg, again, prep, rows)

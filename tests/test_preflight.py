@@ -9,8 +9,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from test_chexpert import write_chexpert
-from test_nih import ROWS, write_nih, xrv_data
+from helpers import ROWS, write_chexpert, write_nih, xrv_data
 
 from paperkit.config import resolve
 from paperkit.data.datasets import DataError
@@ -61,7 +60,6 @@ def test_nih_root_missing_most_images_stops_before_any_notebook(sample_root, tmp
         env=_offline_env(tmp_path),
         capture_output=True,
         text=True,
-        timeout=300,
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     errors = proc.stderr.strip().splitlines()

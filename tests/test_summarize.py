@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_chexpert import write_chexpert
-from test_mimic import write_mimic
-from test_nih import REAL_COUNTS, write_nih, xrv_data
+from helpers import REAL_COUNTS, write_chexpert, write_mimic, write_nih, xrv_data
 
 from paperkit.orchestration.cli import main as cli_main
 
