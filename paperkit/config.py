@@ -120,6 +120,7 @@ class Profile:
     teaching: tuple[str, ...] = TEACHING  # which teaching ablations notebook 06 runs (see TEACHING)
     lambda_sweep: tuple[float, ...] = (0.3, 1.0)  # grid: λ = γ of B+MODL+KNNS beside the profile's
     noise_sweep: tuple[float, ...] = (0.0, 2.0)  # grid: benchmark noise levels beside the profile's
+    lab_methods: tuple[str, ...] = ()  # notebook 09's label-noise lab: registered L_cls methods (none: no lab)
     ablation_reference_archs: tuple[str, ...] = ()  # references of the grid and out-of-fold runs; () = all
     oof_folds: int = 2  # folds of the out-of-fold teachers
     # --- statistics and compute -------------------------------------------------------------
@@ -281,7 +282,16 @@ _TEACH = replace(
     notes=_CPU.notes + " Adds every teaching ablation of notebook 06 to the cpu profile's runs.",
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _TEACH, _GPU, _NIH, _CHEXPERT)}
+_LAB = replace(
+    _CPU,
+    name="lab",
+    results_name="cpu",  # the cpu profile's B, ceiling, references and B+MODL+KNNS runs are the lab's own
+    lab_methods=("kd", "gce", "bootstrap_soft", "elr"),
+    notes=_CPU.notes + " Adds notebook 09's label-noise lab: KD, GCE, soft bootstrapping and ELR beside "
+    "B+MODL+KNNS at noise 0, the measured rates and twice them, each setting chosen on validation.",
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _TEACH, _LAB, _GPU, _NIH, _CHEXPERT)}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("benchmark", "nih", "chexpert", "mimic"),

@@ -363,3 +363,35 @@ def teach_loss_terms(history: pd.DataFrame, out_dir: str | Path, *, stem: str = 
         ax.set(title=term, xlabel="epoch")
     axes[0].legend(fontsize=7)
     return save_figure(fig, out_dir, stem)
+
+
+def lab_forest(frame: pd.DataFrame, out_dir: str | Path, *, stem: str = "lab_forest") -> list[Path]:
+    """The lab at a glance: each method's gain over B with its 95 % CI, one panel per layout and noise level.
+
+    A dashed line marks the noise cost (ceiling − B): a method on it wins back all the noise takes.
+    ``frame`` is :func:`paperkit.pipeline.lab.lab_frame`'s.
+    """
+    cells = list(frame.groupby(["layout", "noise"], sort=False))
+    methods = list(dict.fromkeys(frame["method"]))
+    fig = _new_figure(3.4 * len(cells), 0.45 * len(methods) + 1.4)
+    axes = np.atleast_1d(fig.subplots(1, len(cells), sharey=True))
+    colors = _palette(methods)
+    for ax, ((layout, noise), rows) in zip(axes, cells):
+        rows = rows.set_index("method").reindex(methods)
+        y = np.arange(len(methods))
+        for i, (name, row) in enumerate(rows.iterrows()):
+            if pd.isna(row["gain"]):
+                continue
+            ax.errorbar(row["gain"], i, xerr=[[row["gain"] - row["gain_low"]], [row["gain_high"] - row["gain"]]],
+                        fmt="o", color=colors[name], capsize=3)
+        ax.axvline(0, color="grey", lw=0.8)
+        if "noise_cost" in rows and rows["noise_cost"].notna().any():
+            ax.axvline(rows["noise_cost"].dropna().iloc[0], color="black", ls="--", lw=0.8,
+                       label="noise cost (ceiling − B)")
+            ax.legend(fontsize=7, loc="lower right")
+        seeds = int(rows["seeds"].max())
+        ax.set_title(f"{layout}, noise {noise:g}x ({seeds} seed{'s' if seeds > 1 else ''})", fontsize=9)
+        ax.set_xlabel("mean AUC gain over B (% points)")
+        ax.set_yticks(y, methods)
+    axes[0].invert_yaxis()
+    return save_figure(fig, out_dir, stem)

@@ -64,7 +64,7 @@ class SeedMeanGain:
         return (self.ci_high - self.ci_low) / 2
 
 
-def _mean_auc(y: np.ndarray, scores: np.ndarray, classes: Sequence[str]) -> float:
+def mean_auc(y: np.ndarray, scores: np.ndarray, classes: Sequence[str]) -> float:
     """Mean over classes of the per-class AUC (%), classes with one label value left out."""
     return 100 * macro_mean(per_class_auc(y, scores, classes, warn=False)["auc"])[0]
 
@@ -109,7 +109,7 @@ def seed_mean_gain(
     flat = {(s, m): np.asarray(scores[s][m], dtype=float) for s in seeds for m in models}
     first = per_class_auc(y, flat[seeds[0], model], classes, warn=False)
     usable = ~first["auc"].isna().to_numpy()
-    point = {key: _mean_auc(y, v, classes) for key, v in flat.items()}
+    point = {key: mean_auc(y, v, classes) for key, v in flat.items()}
     seed_mean = {m: float(np.mean([point[s, m] for s in seeds])) for m in models}
     per_seed = {s: point[s, model] - point[s, reference] for s in seeds}
 
@@ -301,7 +301,7 @@ def seed_spread(
     for s, by_model in probs.items():
         row = {"seed": str(s)}
         for m in names:
-            row[m] = _mean_auc(test, by_model[m][:, prep.eval_columns], prep.eval_classes)
+            row[m] = mean_auc(test, by_model[m][:, prep.eval_columns], prep.eval_classes)
             row[f"epoch {m}"] = best_epochs[s][m]
         row["gain"] = row[model] - row[reference]
         rows.append(row)

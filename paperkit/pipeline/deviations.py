@@ -18,7 +18,9 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from paperkit.config import PROFILES, Profile
 
-ALL_NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07", "08")
+ALL_NOTEBOOKS = ("01", "02", "03", "04", "05", "06", "07", "08", "09")
+#: Notebook 09 (the label-noise lab) trains the target as notebook 05 does: 05's departures are its own.
+TRAINS_LIKE = {"09": "05"}
 
 #: The paper's settings ("Implementation Details"; NIH split of CheXNet, Table 1). The Profile
 #: defaults are the paper's values except for these three, which default to what runs here.
@@ -135,6 +137,7 @@ NOT_PAPER_SETTINGS = frozenset(
         "noise_sweep",
         "ablation_reference_archs",
         "oof_folds",
+        "lab_methods",
     }
 )
 
@@ -311,7 +314,8 @@ def deviations(profile: Profile, notebook: str = "") -> list[Deviation]:
         ours = choice.ours(profile)
         if ours is not None:
             out.append(Deviation(choice.field, choice.what, ours, choice.paper, choice.why, choice.notebooks, "choice"))
-    return [d for d in out if not notebook or notebook in d.notebooks]
+    same = TRAINS_LIKE.get(notebook, notebook)
+    return [d for d in out if not notebook or notebook in d.notebooks or same in d.notebooks]
 
 
 def markdown_list(devs: Sequence[Deviation]) -> str:

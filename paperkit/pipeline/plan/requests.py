@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from paperkit.config import Profile
-from paperkit.pipeline import sections
+from paperkit.pipeline import lab, sections
 from paperkit.pipeline.experiment import RunRequest
 from paperkit.pipeline.sections import NamedData
 from paperkit.pipeline.specs import (
@@ -131,7 +131,24 @@ def _collect(cfg: Profile) -> _Runs:
     layout = sections.ablation_layout(cfg)
     _method_ablations(cfg, runs, first, *inputs[layout])
     _teacher_ablations(cfg, runs, layout, first)
+    _lab(cfg, runs)
     return runs
+
+
+def _lab(cfg: Profile, runs: _Runs) -> None:
+    """Notebook 09's label-noise lab (:mod:`paperkit.pipeline.lab`) when the profile lists methods. Which
+    setting validation will choose is not known before training: the seeds after the first are listed at
+    each method's default (the same number of runs, each as long)."""
+    if not cfg.lab_methods:
+        return
+    for layout in profile_layouts(cfg):
+        for level in lab.noise_levels(cfg):
+            noise = None if level == cfg.noise else level
+            soft = runs.references("09", "lab teachers", layout, cfg.reference_archs, ALL_REFERENCES, noise=noise)
+            data = named_data(cfg, layout, noise)
+            _, grid, _, seed_runs = lab.cell_requests(cfg, data, soft, Pools.of(cfg, soft, cfg.k),
+                                                      named_data(cfg, layout), level)
+            runs.add_requests("09", "label-noise lab", [*grid, *seed_runs])
 
 
 def named_data(cfg: Profile, layout: str, noise: float | None = None, policy: str | None = None) -> NamedData:
