@@ -286,8 +286,8 @@ _LAB = replace(
     _CPU,
     name="lab",
     results_name="cpu",  # the cpu profile's B, ceiling, references and B+MODL+KNNS runs are the lab's own
-    lab_methods=("kd", "gce", "bootstrap_soft", "elr"),
-    notes=_CPU.notes + " Adds notebook 09's label-noise lab: KD, GCE, soft bootstrapping and ELR beside "
+    lab_methods=("kd", "gce", "bootstrap_soft", "elr", "coteaching"),
+    notes=_CPU.notes + " Adds notebook 09's label-noise lab: KD, GCE, soft bootstrapping, ELR and co-teaching beside "
     "B+MODL+KNNS at noise 0, the measured rates and twice them, each setting chosen on validation.",
 )
 

@@ -105,10 +105,11 @@ def test_defaults_and_grids_are_the_stated_ones() -> None:
         "gce": (0.7, (0.3, 0.5, 0.7, 0.9)),
         "bootstrap_soft": (0.95, (0.8, 0.9, 0.95)),
         "elr": (3.0, (1.0, 3.0, 7.0)),
+        "coteaching": (0.2, (0.1, 0.2, 0.4)),
     }
     for name, (default, grid) in expected.items():
         assert (get_method(name).default, get_method(name).grid) == (default, grid), name
-    assert methods()[:5] == list(expected) and get_method("kd").needs_soft
+    assert methods()[:6] == list(expected) and get_method("kd").needs_soft
 
 
 @pytest.mark.parametrize("name", ["bce", "kd", "gce", "bootstrap_soft", "elr"])
@@ -348,3 +349,57 @@ def test_method_inputs_are_checked_before_training(tmp_path: Path) -> None:
         _fit(_small(method="nope"), tmp_path / "nope")
     with pytest.raises(ValueError, match="'kd' takes no parameter"):
         _fit(_small(method="kd", method_param=1.0), tmp_path / "kd2")
+
+
+# --- co-teaching ----------------------------------------------------------------------------------
+
+
+def _coteaching_numpy(za, zb, t, known, tau, epoch):
+    """Co-teaching's loss from its definition, float64, element by element."""
+    def bce(z):  # -[t log σ(z) + (1-t) log(1-σ(z))]
+        return np.logaddexp(0, z) - t * z
+
+    la, lb = bce(za.astype(np.float64)), bce(zb.astype(np.float64))
+    rate = tau * min(epoch / 2, 1.0)
+
+    def kept(loss):
+        out = np.zeros_like(known)
+        for c in range(t.shape[1]):
+            for positive in (True, False):
+                idx = [i for i in range(len(t)) if known[i, c] and (t[i, c] >= 0.5) == positive]
+                n_keep = int(np.ceil((1 - rate) * len(idx)))
+                for i in sorted(idx, key=lambda i: (loss[i, c], i))[:n_keep]:
+                    out[i, c] = True
+        return out
+
+    by_a, by_b = kept(la), kept(lb)
+    return la[by_b].mean() + lb[by_a].mean()
+
+
+@pytest.mark.parametrize("epoch", [0, 1, 5])
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_coteaching_matches_numpy(epoch: int, use_mask: bool) -> None:
+    rng = np.random.default_rng(epoch)
+    n, c = 24, 3
+    za, zb = rng.normal(size=(n, c)) * 2, rng.normal(size=(n, c)) * 2
+    t = (rng.random((n, c)) < 0.3).astype(np.float32)
+    known = rng.random((n, c)) < 0.8 if use_mask else np.ones((n, c), bool)
+    method = get_method("coteaching")
+    got = method.loss(torch.tensor(np.concatenate([za, zb], 1), dtype=torch.float32), torch.tensor(t),
+                      torch.tensor(known) if use_mask else None, None, torch.arange(n), epoch, 0.4, {})
+    assert got.item() == pytest.approx(_coteaching_numpy(za, zb, t, known, 0.4, epoch), rel=1e-5)
+    assert method.peers == 2 and method.default == 0.2
+
+
+def test_coteaching_trains_a_pair_and_scores_its_first_network(tmp_path: Path) -> None:
+    from paperkit.models import PeerPair
+    from paperkit.training.inference import load_model
+
+    result = _fit(_small(method="coteaching"), tmp_path / "pair")
+    model = load_model(result.run_dir)
+    assert isinstance(model, PeerPair) and not model.training
+    x = torch.zeros(2, 1, CROP, CROP)
+    with torch.no_grad():
+        assert torch.equal(model(x), model.first(x)) and not torch.equal(model.first(x), model.second(x))
+    with pytest.raises(ValueError, match="coteaching.*lambda_modl = gamma_knns = 0"):
+        _fit(_small(method="coteaching", lambda_modl=0.1), tmp_path / "modl")

@@ -26,14 +26,16 @@ adapted per class, each class a two-outcome distribution ``(p, 1 − p)`` agains
 each built-in's docstring states its adaptation. Reductions follow :func:`bce_loss`: the mean
 over batch and classes (over the unmasked elements where the term reads the labels).
 
-Built-ins: ``bce`` (default), ``kd``, ``gce``, ``bootstrap_soft``, ``elr``. A reader's method::
+Built-ins: ``bce`` (default), ``kd``, ``gce``, ``bootstrap_soft``, ``elr``, ``coteaching``. A reader's method::
 
     register_method("sce", my_loss, default=1.0, grid=(0.5, 1.0), doc="symmetric cross entropy")
     TrainConfig(..., method="sce", method_param=0.5)  # or RunRequest(..., changes={"method": "sce"})
 
-Left out: Co-teaching (Han et al. 2018) trains two networks that pick each other's small-loss
-samples. That changes the training *step* (two models, two optimisers), not the loss, so it does
-not fit this signature; it is a later part.
+Co-teaching (Han et al. 2018) trains two networks that learn from each other's small-loss labels.
+It stays a loss in the one loop: a method registered with ``peers=2`` makes the trainer build a
+:class:`~paperkit.models.PeerPair`, whose training forward returns both networks' logits side by
+side (``[B, 2C]``); one Adam step on the summed loss updates each network from its own term (no
+parameter is shared, and Adam's update is per parameter, so this is two optimisers in one).
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ class Method:
     grid: tuple[float, ...]
     doc: str
     needs_soft: bool = False  # reads the soft labels l (the run must be given them)
+    peers: int = 1  # networks trained side by side (2: co-teaching; its logits arrive as [B, 2C])
 
     def resolve(self, param: float | None) -> float | None:
         """``param``, or the default when ``None``; a parameter for a method that takes none is an error."""
@@ -77,11 +80,12 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register_method(name: str, loss_fn: LossFn, *, default: float | None = None, grid: tuple[float, ...] = (),
-                    doc: str = "", needs_soft: bool = False, replace: bool = False) -> Method:
+                    doc: str = "", needs_soft: bool = False, peers: int = 1, replace: bool = False) -> Method:
     """Register ``loss_fn`` as method ``name`` (see the module docstring for its signature).
 
     ``default``: the value of its one parameter when a run gives none (``None``: it takes none);
-    ``grid``: the values a sweep tries; ``needs_soft``: it reads the soft labels. Registering a
+    ``grid``: the values a sweep tries; ``needs_soft``: it reads the soft labels; ``peers``: networks
+    trained side by side (2: the logits are both networks', ``[B, 2C]``). Registering a
     name twice is an error unless ``replace`` (a notebook cell run again). A run's identity (its
     folder) holds the method's name and parameter, not its code: after changing what a registered
     loss computes, register it under a new name (or train with ``--force``), or finished runs are
@@ -92,7 +96,7 @@ def register_method(name: str, loss_fn: LossFn, *, default: float | None = None,
     if name in _REGISTRY and not replace:
         raise ValueError(f"method {name!r} is already registered (replace=True to redefine it)")
     method = Method(name, loss_fn, None if default is None else float(default), tuple(float(g) for g in grid),
-                    doc or (loss_fn.__doc__ or "").strip().split("\n")[0], needs_soft)
+                    doc or (loss_fn.__doc__ or "").strip().split("\n")[0], needs_soft, int(peers))
     _REGISTRY[name] = method
     return method
 
@@ -224,6 +228,58 @@ def elr(logits, targets, mask, soft, rows, epoch, param, state) -> torch.Tensor:
     return bce_loss(logits, targets, mask) + lam * reg
 
 
+#: Co-teaching's ramp: the forget rate grows linearly to τ over this many epochs (Han et al.: 10 of 200
+#: epochs; the kit's schedules are 6-10 epochs, so the first epoch trains on every label).
+COTEACHING_RAMP_EPOCHS = 2
+
+
+def coteaching(logits, targets, mask, soft, rows, epoch, param, state) -> torch.Tensor:
+    """Co-teaching (Han et al. 2018): each of two networks learns from the labels the *other* finds easy.
+
+    ``logits`` are ``[B, 2C]``: network a's, then network b's (:class:`~paperkit.models.PeerPair`).
+    With ``ℓ_a, ℓ_b`` the elementwise BCE of each network and ``R = τ·min(epoch / 2, 1)`` the forget
+    rate, b keeps the ``⌈(1 − R)·n⌉`` elements of smallest ``ℓ_b`` in each stratum, a keeps its own;
+    ``L = mean(ℓ_a over b's kept) + mean(ℓ_b over a's kept)``.
+
+    Multi-label adaptation: selection is per element (image, class), not per image: mined-label noise
+    is per finding, and dropping a whole image for one doubtful finding would discard its other
+    labels. The strata are each class's positive and negative labels in the batch: ranked within a
+    class alone, the rare positives (high loss early on) would be dropped first and the networks would
+    learn to say "no finding"; per stratum, τ of the positives and τ of the negatives are forgotten,
+    as false positives and missed findings both occur. Masked (U-Ignore) elements are never kept.
+    ``param`` = τ ∈ [0, 1), the forget rate (Han et al. set it to the noise rate), default 0.2.
+    """
+    tau = float(param)
+    if not 0 <= tau < 1:
+        raise ValueError(f"coteaching needs 0 <= tau < 1, got {tau}")
+    n_classes = targets.shape[1]
+    if logits.shape[1] != 2 * n_classes:
+        raise ValueError(f"coteaching needs both networks' logits [B, {2 * n_classes}], got {tuple(logits.shape)}: "
+                         "train it with method='coteaching' (the trainer then builds a PeerPair)")
+    logits = _float32(logits)
+    t = targets.to(logits.dtype)
+    loss_a = F.binary_cross_entropy_with_logits(logits[:, :n_classes], t, reduction="none")
+    loss_b = F.binary_cross_entropy_with_logits(logits[:, n_classes:], t, reduction="none")
+    known = torch.ones_like(t, dtype=torch.bool) if mask is None else mask.bool()
+    rate = tau * min(epoch / COTEACHING_RAMP_EPOCHS, 1.0)
+    kept_by_a = _small_loss(loss_a.detach(), t >= 0.5, known, rate)
+    kept_by_b = _small_loss(loss_b.detach(), t >= 0.5, known, rate)
+    return _masked_mean(loss_a, kept_by_b) + _masked_mean(loss_b, kept_by_a)
+
+
+def _small_loss(loss: torch.Tensor, positive: torch.Tensor, known: torch.Tensor, rate: float) -> torch.Tensor:
+    """``[B, C]`` bool: in each class's positives and negatives, the ``⌈(1 − rate)·n⌉`` smallest losses."""
+    kept = torch.zeros_like(known)
+    for stratum in (positive & known, ~positive & known):
+        ranked = torch.where(stratum, loss, torch.full_like(loss, float("inf")))
+        order = ranked.argsort(dim=0, stable=True)
+        rank = torch.empty_like(order)
+        rank.scatter_(0, order, torch.arange(len(loss), device=loss.device).unsqueeze(1).expand_as(order))
+        keep_n = torch.ceil((1 - rate) * stratum.sum(dim=0))  # per class
+        kept |= stratum & (rank < keep_n)
+    return kept
+
+
 def _float32(logits: torch.Tensor) -> torch.Tensor:
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
@@ -244,6 +300,8 @@ register_method("bootstrap_soft", bootstrap_soft, default=0.95, grid=(0.8, 0.9, 
                 doc="soft bootstrapping (Reed et al. 2015) per class, beta")
 register_method("elr", elr, default=3.0, grid=(1.0, 3.0, 7.0),
                 doc="early-learning regularisation (Liu et al. 2020) per class, lambda")
+register_method("coteaching", coteaching, default=0.2, grid=(0.1, 0.2, 0.4), peers=2,
+                doc="co-teaching (Han et al. 2018): two networks, per-element small-loss exchange, tau")
 
 __all__ = ["DEFAULT_METHOD", "ELR_BETA", "ELR_CLAMP", "LossFn", "Method", "bce", "bootstrap_soft", "elr", "gce",
            "get_method", "kd", "methods", "register_method"]

@@ -27,7 +27,7 @@ from timm.layers import NormMlpClassifierHead
 from torch import nn
 
 from paperkit.models.archs import MODEL_INFO, TINY_ARCHS, paper_reference_archs
-from paperkit.models.heads import AvgHead, Classifier, PcamHead
+from paperkit.models.heads import AvgHead, Classifier, PcamHead, PeerPair
 from paperkit.models.pretrained import (
     has_imagenet_weights,
     imagenet_source,
@@ -39,7 +39,8 @@ from paperkit.models.pretrained import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HEADS", "IMAGENET", "MODEL_INFO", "TINY_ARCHS", "AvgHead", "Classifier", "PcamHead", "count_parameters",
+__all__ = ["HEADS", "IMAGENET", "MODEL_INFO", "TINY_ARCHS", "AvgHead", "Classifier", "PcamHead", "PeerPair",
+           "count_parameters",
            "create_model", "has_imagenet_weights", "imagenet_source", "imagenet_state_dict", "load_backbone_weights",
            "load_state_into_backbone", "paper_reference_archs", "pretrained_source"]
 

@@ -91,3 +91,23 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, C]``."""
         return self.head(self.features(x))
+
+
+class PeerPair(nn.Module):
+    """Two networks trained side by side (co-teaching, :mod:`paperkit.method.noisy_losses`).
+
+    In training, ``forward`` returns both networks' logits side by side, ``[B, 2C]`` (the first's, then
+    the second's), so one optimiser step trains both on the loss the method computes from them; in
+    evaluation it returns the first network's ``[B, C]``, which is the model every table scores
+    (Han et al. 2018 report one network of the pair)."""
+
+    peers = 2
+
+    def __init__(self, first: nn.Module, second: nn.Module) -> None:
+        super().__init__()
+        self.first, self.second = first, second
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return torch.cat([self.first(x), self.second(x)], dim=1)
+        return self.first(x)

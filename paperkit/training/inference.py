@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from paperkit.data.augment import augment_batch
-from paperkit.models import Classifier, create_model
+from paperkit.models import Classifier, PeerPair, create_model
 from paperkit.runtime import memory_format
 from paperkit.training.checkpoint import load_checkpoint
 
@@ -48,6 +48,8 @@ def load_model(run_dir: str | Path, which: str = "best") -> Classifier:
     ck = load_checkpoint(Path(run_dir) / f"{which}.pt")
     cfg = ck["config"]
     model = create_model(cfg["arch"], ck["num_classes"], in_chans=1, head=cfg["head"])
+    if ck.get("peers", 1) == 2:  # co-teaching's pair: evaluation scores its first network
+        model = PeerPair(model, create_model(cfg["arch"], ck["num_classes"], in_chans=1, head=cfg["head"]))
     model.load_state_dict(ck["model"])
     return model.eval()
 

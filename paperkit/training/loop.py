@@ -379,6 +379,9 @@ def _check_inputs(config: TrainConfig, data: RunData) -> None:
     method.resolve(config.method_param)  # a parameter for a method that takes none
     if method.needs_soft and data.soft is None:
         raise ValueError(f"method {config.method!r} needs soft_labels")
+    if method.peers > 1 and (config.lambda_modl > 0 or config.gamma_knns > 0):
+        raise ValueError(f"method {config.method!r} trains {method.peers} networks on L_cls alone: "
+                         "use it with lambda_modl = gamma_knns = 0 (variant B)")
     if config.gamma_knns > 0 and (data.pool_index is None or data.pool_index.shape[1] < config.k):
         raise ValueError(f"gamma_knns > 0 needs pools [len(train_index), >= k={config.k}] over train_index")
     if config.knns_mode not in ("faithful", "efficient"):

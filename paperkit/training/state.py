@@ -31,7 +31,7 @@ from paperkit.artifacts import Step, write_text
 from paperkit.evaluation.metrics import class_aucs
 from paperkit.method.bank import NeighbourBank
 from paperkit.method.noisy_losses import DEFAULT_METHOD, get_method
-from paperkit.models import Classifier, create_model
+from paperkit.models import Classifier, PeerPair, create_model
 from paperkit.runtime import gather_objects, memory_format
 from paperkit.training.checkpoint import global_rng_state, set_global_rng_state
 from paperkit.training.context import RunContext
@@ -128,7 +128,7 @@ class RunState:
     config: Any  # paperkit.training.loop.TrainConfig
     data: RunData
     ctx: RunContext  # rank, device, precision, determinism, folder and checkpoints
-    model: Classifier
+    model: Classifier | PeerPair
     net: torch.nn.Module  # the model, or its DDP wrapper
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -149,6 +149,9 @@ class RunState:
         torch.manual_seed(config.seed)  # model initialisation depends on the seed only
         model = create_model(config.arch, data.n_classes, in_chans=1, head=config.head,
                              pretrained=config.pretrained or None)
+        if get_method(config.method).peers == 2:  # co-teaching: a second network, initialised after the first
+            model = PeerPair(model, create_model(config.arch, data.n_classes, in_chans=1, head=config.head,
+                                                 pretrained=config.pretrained or None))
         model.to(ctx.device, memory_format=memory_format(ctx.device))
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas,
                                      weight_decay=config.weight_decay)
@@ -214,7 +217,7 @@ class RunState:
         rng = gather_objects(global_rng_state(), self.ctx.world)
         if self.ctx.rank == 0:
             meta = {"config": run_config(config), "num_classes": data.n_classes, "fingerprint": self.ctx.step.hash,
-                    "epoch": self.epoch, "model": self.model.state_dict()}
+                    "epoch": self.epoch, "model": self.model.state_dict(), "peers": getattr(self.model, "peers", 1)}
             self.ctx.save_checkpoints(meta, {"val_auc": mean_auc} if improved else None, {
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "best_epoch": self.best_epoch, "best_auc": self.best_auc, "history": self.history,
