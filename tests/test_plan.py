@@ -2,6 +2,7 @@
 (the smoke end-to-end run's checkpoints/ folders are checked in test_end_to_end.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -20,7 +21,7 @@ def test_every_profile_has_a_plan(name):
     folders = [r.folder for r in runs]
     assert runs and len(folders) == len(set(folders))
     assert {r.arch for r in runs} <= set(trained_archs(cfg))
-    assert {r.notebook for r in runs} <= {"02", "05", "06"}
+    assert {r.notebook for r in runs} <= {"02", "05", "06", "09"}  # 07 and 08 reuse runs
     assert all(r.epochs == cfg.epochs and 0 < r.train_fraction <= 1 for r in runs)
     assert set(plan.data_sizes(cfg, RunPaths.for_profile(cfg))) == {r.dataset_key for r in runs}  # sized, no more
 
@@ -169,3 +170,11 @@ def test_probe_stops_at_its_budget():
     )
     result = plan.build_plan(cfg, rates=rates)
     assert all(r.seconds is None for r in result.runs) and "no time estimate" in plan.summary_line(result)
+
+
+def test_a_two_network_method_costs_two_steps():
+    size = plan.DataSize(n_train=1000, n_val=100, n_test=200, source="test")
+    rates = plan.Rates("dev", "test", train={"a": 100.0}, infer={"a": 500.0}, faithful_k=9, faithful_ratio=2.8)
+    one = plan.PlannedRun("09", "lab", "nih", "nih", "B-s0", "a", "B", 0, epochs=2)
+    pair = dataclasses.replace(one, changes=(("method", "coteaching"),))
+    assert plan.estimate(pair, size, rates, 32)[0] == pytest.approx(2 * plan.estimate(one, size, rates, 32)[0])

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 
 from paperkit.artifacts import read_manifest
 from paperkit.config import Profile
+from paperkit.method.noisy_losses import DEFAULT_METHOD, get_method
 from paperkit.paths import RunPaths
 from paperkit.pipeline.plan.measure import probe, probe_device
 from paperkit.pipeline.plan.rates import Rates, nominal_rates
@@ -93,6 +94,7 @@ def estimate(run: PlannedRun, size: DataSize | None, rates: Rates | None,
         factor = rates.faithful_factor(run.k)
     if factor is None:
         return None
+    factor *= get_method(dict(run.changes).get("method", DEFAULT_METHOD)).peers  # co-teaching: two networks
     infer = rates.infer[run.arch]
     rest = run.epochs * size.n_val / infer
     if run.knns_mode == "efficient":
