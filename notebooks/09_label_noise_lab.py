@@ -43,7 +43,7 @@
 # The parameters cell (papermill replaces it when `run_all.sh` runs this notebook):
 
 # %% tags=["parameters"]
-profile = "lab"  # lab | smoke | cpu | ...: the lab runs where the profile lists lab_methods
+profile = "lab"  # lab | smoke | ...: the lab runs where the profile lists lab_methods (cpu: none)
 data_root = ""  # the lab needs the embedded benchmark's clean training labels for its ceiling
 overrides = {}  # any Profile field, e.g. {"lab_methods": "gce,elr"}; validated before any work
 train_own_method = False  # the last section: train the example method in the lab (about 8 more runs)

@@ -160,6 +160,7 @@ _SMOKE = Profile(
     noise_sweep=(2.0,),
     seeds=(0,),
     bootstrap=50,
+    lab_methods=("kd", "coteaching"),  # the lab's plumbing: soft labels and a two-network method
     notes="Plumbing check only: tiny data and schedule; its numbers mean nothing.",
 )
 
