@@ -160,7 +160,7 @@ def test_imagenet_from_cache_equals_saved_folder(offline_hub, tmp_path: Path, mo
     out = weights.save_weights([ARCH], tmp_path / "w")
     manifest = weights.read_manifest(out)["files"][f"{ARCH}.pth"]
     assert manifest["arch"] == ARCH and manifest["timm"] == timm.__version__
-    assert manifest["sha256"] == weights.sha256_file(out / f"{ARCH}.pth")
+    assert manifest["sha256"] == weights.file_sha256(out / f"{ARCH}.pth")
     assert not list(out.glob(".tmp-*"))
     from_folder = create_model(ARCH, 3, pretrained=out / f"{ARCH}.pth").eval()
     x = torch.randn(2, 1, 64, 64)

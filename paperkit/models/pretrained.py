@@ -2,7 +2,6 @@
 into a :class:`~paperkit.models.heads.Classifier`'s backbone with the stem adapted to its channels."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -12,6 +11,7 @@ from typing import Any
 import timm
 import torch
 
+from paperkit.artifacts import file_sha256
 from paperkit.models.heads import Classifier
 from paperkit.overrides import ConfigError
 
@@ -145,15 +145,6 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_manifest(folder: str | os.PathLike) -> dict:
     """``MANIFEST.json`` of a weights folder; ``{"files": {}}`` if it has none.
 
@@ -188,7 +179,7 @@ def verify_file(path: str | os.PathLike) -> None:
     entry = read_manifest(path.parent)["files"].get(path.name)
     if not entry:
         return
-    actual = sha256_file(path)
+    actual = file_sha256(path)
     if actual != entry.get("sha256"):
         arch = entry.get("arch") or path.stem
         raise ConfigError(

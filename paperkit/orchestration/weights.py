@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from paperkit.artifacts import atomic_path, write_json
+from paperkit.artifacts import atomic_path, file_sha256, write_json
 from paperkit.config import ConfigError, Profile, get_profile, trained_archs
-from paperkit.models.pretrained import MANIFEST, read_manifest, sha256_file, verify_file
+from paperkit.models.pretrained import MANIFEST, read_manifest, verify_file
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def save_weights(archs: Iterable[str], out_dir: str | os.PathLike) -> Path:
         state = imagenet_state_dict(arch)
         with atomic_path(out / name) as tmp:
             torch.save(state, tmp)
-        manifest["files"][name] = {"arch": arch, "sha256": sha256_file(out / name), "timm": timm.__version__,
+        manifest["files"][name] = {"arch": arch, "sha256": file_sha256(out / name), "timm": timm.__version__,
                                    "bytes": (out / name).stat().st_size, "source": imagenet_source(arch)}
         write_json(out / MANIFEST, manifest)
         log.info("wrote %s", out / name)
@@ -268,7 +268,7 @@ def save_weights(archs: Iterable[str], out_dir: str | os.PathLike) -> Path:
 def _is_saved(out: Path, arch: str, manifest: dict) -> bool:
     entry = manifest["files"].get(f"{arch}.pth")
     path = out / f"{arch}.pth"
-    return bool(entry) and path.is_file() and sha256_file(path) == entry.get("sha256")
+    return bool(entry) and path.is_file() and file_sha256(path) == entry.get("sha256")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
