@@ -105,8 +105,6 @@ if train_own_method and cfg.lab_methods:
     own_cfg = lab.with_method(cfg, "symmetric_ce")
     own_cell = lab.run_cell(own_cfg, paths, ex.layouts(cfg)[0], cfg.noise)
     own_results = lab.lab_frame([own_cell], [lab.score_cell(own_cfg, own_cell)])
-    display_table = report.lab_table(own_results)
-    show_table(report.ReportTable("lab_own_method", display_table.caption, own_results, display_table.display,
-                                  display_table.notes))
+    show_table(report.lab_table(own_results, stem="lab_own_method"))
 else:
     print("registered symmetric_ce; set train_own_method = True (lab profile) to train it in the lab")

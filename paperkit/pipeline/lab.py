@@ -169,8 +169,7 @@ def score_cell(cfg: Profile, cell: LabCell) -> dict[str, SeedMeanGain]:
             for m in methods}
 
 
-def lab_frame(cells: list[LabCell], gains: list[dict[str, SeedMeanGain]],
-              grids: list[pd.DataFrame] | None = None) -> pd.DataFrame:
+def lab_frame(cells: list[LabCell], gains: list[dict[str, SeedMeanGain]]) -> pd.DataFrame:
     """Tidy: one row per layout, noise level and method, with gain, noise cost and recovered share (CIs)."""
     rows = []
     for cell, cell_gains in zip(cells, gains):

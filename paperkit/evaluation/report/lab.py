@@ -19,10 +19,11 @@ def _recovered(row: pd.Series) -> str:
     return _ci(row["recovered"], row["recovered_low"], row["recovered_high"], 100, "{:.0f} %")
 
 
-def lab_table(frame: pd.DataFrame, labels: str = "clean") -> ReportTable:
+def lab_table(frame: pd.DataFrame, labels: str = "clean", stem: str = "lab") -> ReportTable:
     """One row per layout, noise level and method: mean AUC, gain over B, recovered share (95 % CIs).
 
-    ``frame`` is :func:`paperkit.pipeline.lab.lab_frame`'s (``labels``: the test labels scored)."""
+    ``frame`` is :func:`paperkit.pipeline.lab.lab_frame`'s (``labels``: the test labels scored; ``stem``: the
+    files' name)."""
     display = pd.DataFrame({
         "layout": frame["layout"],
         "noise": frame["noise"].map("{:g}x".format),
@@ -44,7 +45,7 @@ def lab_table(frame: pd.DataFrame, labels: str = "clean") -> ReportTable:
         "chosen before any test score; 'first seed at default' is the test AUC at the authors' value.",
         "Noise: multiple of the measured NIH report-mining error rates; rows with 1 seed rest on one seed.",
     )
-    return ReportTable("lab", "The label-noise lab: each method against B and the clean-label ceiling.",
+    return ReportTable(stem, "The label-noise lab: each method against B and the clean-label ceiling.",
                        frame, display, notes)
 
 

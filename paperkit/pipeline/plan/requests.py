@@ -75,22 +75,22 @@ class _Runs:
             changes: Mapping[str, Any] | None = None) -> RunSpec:
         spec = run_spec(self.cfg, dataset_key(self.cfg, layout, noise), labels or self.cfg.uncertain_policy, arch,
                         seed, variant, soft=soft, pools=pools, subset=subset, changes=changes)
+        self._put(notebook, purpose, layout, spec, arch, seed, fraction)
+        return spec
+
+    def _put(self, notebook: str, purpose: str, layout: str, spec: RunSpec, arch: str, seed: int,
+             fraction: float = 1.0) -> None:
+        """The run of ``spec``, unless an earlier request named the same folder (notebooks reuse runs)."""
         knns = spec.config.gamma_knns > 0
         self.runs.setdefault(spec.folder, PlannedRun(
             notebook, purpose, layout, spec.data, spec.name, arch, spec.variant, seed, spec.config.epochs,
             spec.config.knns_mode if knns else "", spec.config.k if knns else 0, fraction, spec.monitored,
             spec.changes))
-        return spec
 
     def add_requests(self, notebook: str, purpose: str, requests: Iterable[RunRequest]) -> None:
         """Runs as a notebook section requests them (:mod:`paperkit.pipeline.sections`), on named data."""
         for request in requests:
-            spec = request.spec(self.cfg)
-            knns = spec.config.gamma_knns > 0
-            self.runs.setdefault(spec.folder, PlannedRun(
-                notebook, purpose, request.prep.layout, spec.data, spec.name, request.arch, spec.variant,
-                request.seed, spec.config.epochs, spec.config.knns_mode if knns else "", spec.config.k if knns else 0,
-                1.0, spec.monitored, spec.changes))
+            self._put(notebook, purpose, request.prep.layout, request.spec(self.cfg), request.arch, request.seed)
 
     def references(self, notebook: str, purpose: str, layout: str, archs: Sequence[str], name: str, *,
                    noise: float | None = None, soft_notebook: str = "") -> SoftLabels:
