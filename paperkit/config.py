@@ -179,6 +179,9 @@ _CPU = Profile(
     seeds=(0, 1, 2, 3, 4),  # the headline's mean gain over seeds needs 5 for a CI half-width near 0.5
     bootstrap=1000,
     knns_mode="efficient",  # faithful KNNS costs ~6x a BCE epoch here; 06 compares both on one seed
+    # two independent runs at once, each on half the cores: small networks scale poorly over threads
+    # (bench/bench_workers.py on 2 cores: 1.25x for two densenet_tiny runs of 3,072 images x 3 epochs)
+    workers=2,
     # within the 30-minute budget: headline on every seed, single-term rows and the K sweep on the
     # first seed, faithful vs efficient KNNS; the other teaching ablations are the `teach` profile's
     ablation_seeds=1,
