@@ -65,8 +65,9 @@ def test_requests_use_the_method_and_only_soft_labels_it_reads():
 def tiny_lab(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("PAPERKIT_RESULTS", str(tmp_path_factory.mktemp("lab")))
+    # workers=2: the references train in worker processes, the toy method (unknown to a fresh worker) here
     cfg = resolve("smoke", {"n_images": 120, "epochs": 1, "layouts": "nih", "seeds": "0,1", "lab_methods": "toy_lab",
-                            "lambda_sweep": "", "noise_sweep": "", "bootstrap": 20})
+                            "lambda_sweep": "", "noise_sweep": "", "bootstrap": 20, "workers": 2})
     cell = lab.run_cell(cfg, RunPaths.for_profile(cfg), "nih", cfg.noise)
     yield cfg, cell
     mp.undo()

@@ -103,6 +103,37 @@ def test_estimate_arithmetic():
     assert plan.estimate(run, size, plan.Rates("dev", "none"), 32) is None
 
 
+@pytest.mark.parametrize("seconds, workers, wall", [
+    ([3.0, 1.0, 1.0, 1.0], 1, 6.0),
+    ([3.0, 1.0, 1.0, 1.0], 2, 3.0),
+    ([1.0, 1.0, 3.0], 2, 4.0),  # handed out in order, not longest first
+    ([2.0], 4, 2.0),
+    ([], 2, 0.0),
+])
+def test_makespan_hands_jobs_out_in_order(seconds, workers, wall):
+    assert plan.makespan(seconds, workers) == pytest.approx(wall)
+
+
+def test_cpu_workers_train_each_group_of_runs_at_once():
+    cfg = get_profile("smoke")
+    rates = plan.Rates("cpu", "test", train={a: 10.0 for a in trained_archs(cfg)},  # runs that outlast a pool's start
+                       infer={a: 40.0 for a in trained_archs(cfg)}, faithful_k=3, faithful_ratio=2.0,
+                       render=100.0, decode=1000.0)
+    one = plan.build_plan(cfg, rates=rates, redo=True)
+    two = plan.build_plan(dataclasses.replace(cfg, workers=2), rates=rates, redo=True)
+    assert (one.workers, two.workers) == (1, 2)
+    assert one.total_seconds == pytest.approx(sum(i.seconds for i in one.remaining))
+    groups = {}
+    for run in two.runs:
+        groups.setdefault((run.notebook, run.purpose, run.dataset_key), []).append(run.seconds)
+    steps = sum(s.seconds for s in two.steps)
+    pools = sum(len(g) > 1 for g in groups.values())
+    expected = steps + sum(plan.makespan(g, 2) for g in groups.values()) + pools * plan.WORKER_START_S
+    assert two.total_seconds == pytest.approx(expected) and two.total_seconds < one.total_seconds
+    nominal = dataclasses.replace(rates, device="one H200 (nominal)")
+    assert plan.build_plan(dataclasses.replace(cfg, workers=2), rates=nominal, redo=True).workers == 1
+
+
 def test_finished_runs_are_marked_and_not_counted(tmp_path):
     cfg = get_profile("smoke")
     paths = RunPaths.for_profile(cfg)

@@ -29,6 +29,7 @@ from paperkit.evaluation.comparison_cache import cached_compare_models
 from paperkit.evaluation.metrics import ComparisonResult, clean_vs_noisy
 from paperkit.method.knn import load_pools, neighbour_pools, save_pools
 from paperkit.method.losses import uncertain_targets
+from paperkit.method.noisy_losses import get_method
 from paperkit.method.soft_labels import (
     average_predictions,
     combine_out_of_fold,
@@ -254,16 +255,20 @@ def train_runs(cfg: Profile, paths: RunPaths, requests: Sequence[RunRequest]) ->
     """Train (or resume, or load) independent runs, up to ``cfg.workers`` at once (:mod:`paperkit.training.workers`).
 
     Results come in request order; runs already finished are only loaded. The results do not depend
-    on ``workers``.
+    on ``workers`` (up to float rounding on a CPU). Runs of a method registered outside paperkit (a
+    reader's own) train here: a worker starts from a fresh interpreter, which knows only paperkit's methods.
     """
     inputs = [run_inputs(cfg, paths, r) for r in requests]
-    pending = [r for r, (config, data, run_dir) in zip(requests, inputs) if not run_step(config, data, run_dir).done]
+    pending = [(r, config) for r, (config, data, run_dir) in zip(requests, inputs)
+               if not run_step(config, data, run_dir).done]
     device = pick_device(cfg.device, 0).type
     workers, gpus = resolve_workers(
         cfg.workers, cfg.devices, device, torch.cuda.device_count() if device == "cuda" else 0
     )
+    if not all(_known_to_workers(config.method) for _, config in pending):
+        workers, gpus = 1, gpus[:1]
     if not in_process(min(workers, len(pending)), gpus):  # else the loop below trains them here
-        run_parallel(_train_in_worker, [(cfg, paths, r) for r in pending], workers, gpus)
+        run_parallel(_train_in_worker, [(cfg, paths, r) for r, _ in pending], workers, gpus)
     return [fit_run(config, data, run_dir, progress=True) for config, data, run_dir in inputs]
 
 
@@ -281,6 +286,11 @@ def train_run(
 ) -> TrainResult:
     """One run of :func:`train_runs` over the whole training split (see :class:`RunRequest`)."""
     return train_runs(cfg, paths, [RunRequest(prep, arch, seed, variant, soft, pools, changes=changes)])[0]
+
+
+def _known_to_workers(method: str) -> bool:
+    """Whether a fresh interpreter's registry holds ``method`` (paperkit registers its own on import)."""
+    return get_method(method).loss.__module__.startswith("paperkit.")
 
 
 def _train_in_worker(job: tuple[Profile, RunPaths, RunRequest]) -> None:

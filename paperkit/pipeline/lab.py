@@ -189,10 +189,6 @@ def lab_frame(cells: list[LabCell], gains: list[dict[str, SeedMeanGain]]) -> pd.
 
 
 def with_method(cfg: Profile, name: str) -> Profile:
-    """``cfg`` with ``name`` (a registered method, e.g. a reader's own) added to the lab's methods.
-
-    A method registered outside paperkit trains in this process (``workers=1``): a worker process
-    starts from a fresh interpreter, whose registry holds only paperkit's own methods."""
-    method = get_method(name)  # fails early, naming the registered methods
-    workers = cfg.workers if method.loss.__module__.startswith("paperkit.") else 1
-    return dataclasses.replace(cfg, lab_methods=tuple(dict.fromkeys((*cfg.lab_methods, name))), workers=workers)
+    """``cfg`` with ``name`` (a registered method, e.g. a reader's own) added to the lab's methods."""
+    get_method(name)  # fails early, naming the registered methods
+    return dataclasses.replace(cfg, lab_methods=tuple(dict.fromkeys((*cfg.lab_methods, name))))

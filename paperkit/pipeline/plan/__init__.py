@@ -25,7 +25,17 @@ start, evaluation (bootstrap CIs), figures and test-set predictions.
 (``python -m paperkit plan`` is :mod:`paperkit.orchestration.plan_cli`.)
 """
 
-from paperkit.pipeline.plan.build import EFFICIENT_FACTOR, NOT_INCLUDED, DataStep, Plan, build_plan, estimate, make_plan
+from paperkit.pipeline.plan.build import (
+    EFFICIENT_FACTOR,
+    NOT_INCLUDED,
+    WORKER_START_S,
+    DataStep,
+    Plan,
+    build_plan,
+    estimate,
+    make_plan,
+    makespan,
+)
 from paperkit.pipeline.plan.measure import (
     CPU_PROBE_MAX_PARAMS,
     N_CLASSES,
@@ -66,6 +76,7 @@ __all__ = [
     "NOT_INCLUDED",
     "PLAN_FILE",
     "PROBE_BUDGET_S",
+    "WORKER_START_S",
     "DataSize",
     "DataStep",
     "Plan",
@@ -78,6 +89,7 @@ __all__ = [
     "format_plan",
     "format_seconds",
     "make_plan",
+    "makespan",
     "nominal_rates",
     "nominal_size",
     "parameter_count",

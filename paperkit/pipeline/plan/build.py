@@ -6,7 +6,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from paperkit.artifacts import read_manifest
 from paperkit.config import Profile
@@ -18,9 +18,12 @@ from paperkit.pipeline.plan.requests import PlannedRun, _collect
 from paperkit.pipeline.plan.sizes import DataSize, data_sizes
 from paperkit.pipeline.specs import dataset_key
 from paperkit.pipeline.specs import layouts as profile_layouts
+from paperkit.training.workers import resolve_workers
 
 #: Memory-bank (efficient) KNNS step cost relative to a BCE step (README: DenseNet-121, H200, 224 px).
 EFFICIENT_FACTOR = 1.05
+#: Seconds a pool of worker processes takes to start (spawn, import torch and paperkit; 2-core CPU, 2026-12-04).
+WORKER_START_S = 4.0
 #: What the estimate leaves out (printed with every total).
 NOT_INCLUDED = "notebook kernel start, evaluation (bootstrap CIs), figures and test-set predictions"
 
@@ -46,6 +49,7 @@ class Plan:
     sizes: dict[str, DataSize]
     rates: Rates | None
     probe_note: str  # why the rates are what they are (e.g. why no probe ran)
+    workers: int = 1  # runs that train at once (the profile's ``workers`` on its device)
 
     @property
     def remaining(self) -> list[PlannedRun | DataStep]:
@@ -53,9 +57,21 @@ class Plan:
 
     @property
     def total_seconds(self) -> float | None:
-        """Estimated seconds of everything not yet finished; ``None`` if any of it has no estimate."""
-        seconds = [item.seconds for item in self.remaining]
-        return None if any(s is None for s in seconds) else float(sum(seconds))
+        """Estimated wall seconds of everything not yet finished; ``None`` if any of it has no estimate."""
+        return None if any(item.seconds is None for item in self.remaining) else self.known_seconds
+
+    @property
+    def known_seconds(self) -> float:
+        """Estimated wall seconds of what is not finished and has an estimate: data steps one after the
+        other; each group of runs one ``train_runs`` call trains (a notebook's purpose on one dataset)
+        :attr:`workers` at once, in request order, plus the workers' start."""
+        steps = sum(s.seconds for s in self.steps if not s.finished and s.seconds is not None)
+        groups: dict[tuple[str, str, str], list[float]] = {}
+        for run in self.runs:
+            if not run.finished and run.seconds is not None:
+                groups.setdefault((run.notebook, run.purpose, run.dataset_key), []).append(run.seconds)
+        pools = sum(1 for g in groups.values() if min(self.workers, len(g)) > 1)
+        return float(steps + sum(makespan(g, self.workers) for g in groups.values()) + pools * WORKER_START_S)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,9 +83,20 @@ class Plan:
             "rates": dataclasses.asdict(self.rates) if self.rates else None,
             "probe_note": self.probe_note,
             "total_seconds": self.total_seconds,
+            "workers": self.workers,
             "runs_seconds": _sum(r.seconds for r in self.runs if not r.finished),
             "not_included": NOT_INCLUDED,
         }
+
+
+def makespan(seconds: Sequence[float], workers: int) -> float:
+    """Wall seconds of independent jobs taken in order by ``workers`` processes, each job going to the
+    first process free (as a process pool's ``map`` hands them out)."""
+    free_at = [0.0] * max(1, workers)
+    for s in seconds:
+        i = free_at.index(min(free_at))
+        free_at[i] += s
+    return max(free_at)
 
 
 def _sum(values) -> float | None:
@@ -143,7 +170,24 @@ def build_plan(cfg: Profile, paths: RunPaths | None = None, *, counted: Mapping[
         add(soft_set.notebook, f"soft labels '{soft_set.soft.name}' ({models * len(archs)} model(s))",
             paths.soft_labels / soft_set.soft.folder,
             models * size.n_all * sum(1.0 / rates.infer[a] for a in archs) if known else None)
-    return Plan(cfg.name, runs, steps, sizes, rates, probe_note)
+    return Plan(cfg.name, runs, steps, sizes, rates, probe_note, plan_workers(cfg, rates))
+
+
+def plan_workers(cfg: Profile, rates: Rates | None) -> int:
+    """Runs that train at once on the device the rates are for: the profile's ``workers`` on a CPU (the
+    probe measured one worker's share of the cores), one per GPU the runs share out on CUDA (the probe
+    measured one GPU), one for the nominal H200 rates (one GPU)."""
+    if rates is None or rates.device.startswith("one H200"):
+        return 1
+    if rates.device.startswith("cpu"):
+        return max(1, cfg.workers)
+    import torch
+
+    try:
+        n, gpus = resolve_workers(cfg.workers, cfg.devices, "cuda", torch.cuda.device_count())
+    except ValueError:  # the preflight names the problem
+        return 1
+    return max(1, min(n, len(set(gpus))))  # workers sharing a GPU do not add its speed
 
 
 def _own_keys(cfg: Profile) -> set[str]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from paperkit.config import Profile
 from paperkit.pipeline.plan.rates import Rates
 from paperkit.pipeline.plan.requests import planned_runs
+from paperkit.training.workers import threads_per_worker
 
 if TYPE_CHECKING:
     import torch
@@ -117,7 +118,7 @@ def _trainer_settings(cuda: bool, num_threads: int) -> Iterator[None]:
     (the probe runs in the caller's process)."""
     import torch
 
-    before_det, before_bench = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark, torch.get_num_threads()
     torch.use_deterministic_algorithms(not cuda)  # as RunState.start: the CPU trainer runs deterministic kernels
     torch.backends.cudnn.benchmark = cuda
     if num_threads > 0:
@@ -125,8 +126,9 @@ def _trainer_settings(cuda: bool, num_threads: int) -> Iterator[None]:
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before_det)
-        torch.backends.cudnn.benchmark = before_bench
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+        torch.set_num_threads(before[2])
 
 
 def _training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, bench: _Bench, n: int,
@@ -195,7 +197,9 @@ def probe(cfg: Profile, device: str, archs: Sequence[str], *, steps: int = 3, bu
     infer: dict[str, float] = {}
     warmup: dict[str, float] = {}
     ratio, start, skipped = 0.0, time.perf_counter(), []
-    with _trainer_settings(bench.cuda, cfg.num_threads):
+    # with several CPU workers, each run gets its share of the cores: the rate of one share is what a run trains at
+    threads = threads_per_worker(cfg.workers) if not bench.cuda and cfg.workers > 1 else cfg.num_threads
+    with _trainer_settings(bench.cuda, threads):
         for arch in archs:
             if time.perf_counter() - start > total_budget_s:
                 skipped.append(arch)
@@ -213,6 +217,7 @@ def probe(cfg: Profile, device: str, archs: Sequence[str], *, steps: int = 3, bu
     name = torch.cuda.get_device_name(bench.dev) if bench.cuda else "cpu"
     source = (f"measured here ({device}: {name}), up to {steps} steps per architecture after {bench.warmup} warm-up "
               f"at crop {cfg.crop}, batch {cfg.batch_size}"
+              + (f", {threads} thread(s) per run ({cfg.workers} runs at once)" if threads and cfg.workers > 1 else "")
               + (f", faithful KNNS as a {cfg.k + 1}x batch" if ratio else ""))
     if skipped or over:
         source += (f"; probe stopped after its {total_budget_s:.0f} s budget"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from paperkit.artifacts import write_json
 from paperkit.paths import RunPaths
-from paperkit.pipeline.plan.build import NOT_INCLUDED, Plan, _sum
+from paperkit.pipeline.plan.build import NOT_INCLUDED, Plan
 
 #: The plan's file beside REPORT.md.
 PLAN_FILE = "plan.json"
@@ -53,8 +53,9 @@ def summary_line(plan: Plan) -> str:
     unknown = sum(item.seconds is None for item in plan.remaining)
     if plan.rates is None or unknown == len(plan.remaining):
         return text + f"no time estimate ({plan.probe_note or 'no rates'})"
-    total = _sum(item.seconds for item in plan.remaining if item.seconds is not None)
-    text += f"estimated {format_seconds(total)} left on {plan.rates.device}"
+    text += f"estimated {format_seconds(plan.known_seconds)} left on {plan.rates.device}"
+    if plan.workers > 1:
+        text += f" ({plan.workers} runs at once)"
     if unknown:
         text += f" plus {unknown} item(s) without an estimate"
     return text + f"; not included: {NOT_INCLUDED}"

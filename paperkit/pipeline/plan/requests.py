@@ -148,7 +148,8 @@ def _lab(cfg: Profile, runs: _Runs) -> None:
             data = named_data(cfg, layout, noise)
             _, grid, _, seed_runs = lab.cell_requests(cfg, data, soft, Pools.of(cfg, soft, cfg.k),
                                                       named_data(cfg, layout), level)
-            runs.add_requests("09", "label-noise lab", [*grid, *seed_runs])
+            runs.add_requests("09", "lab grid", grid)  # two calls of train_runs: the grid, then the seeds
+            runs.add_requests("09", "lab seeds", seed_runs)
 
 
 def named_data(cfg: Profile, layout: str, noise: float | None = None, policy: str | None = None) -> NamedData:
