@@ -83,12 +83,75 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "e16_step8_n2000": {"epochs": 16, "lr_step_epochs": 8, "n_images": 2000},
     "e12_flat_deep": {"epochs": 12, "lr_gamma": 1.0, "target_arch": "densenet_tiny_deep"},
     "e12_flat_deep_n2000": {"epochs": 12, "lr_gamma": 1.0, "n_images": 2000, "target_arch": "densenet_tiny_deep"},
+    # the paper's own lever: initialisation from a network pretrained on a large, different task
+    # ("phantom" stands for the folder :func:`pretext_weights` builds)
+    "phantom_pretrained": {"pretrained": "phantom"},
+    "phantom_pretrained_e12_flat": {"pretrained": "phantom", "epochs": 12, "lr_gamma": 1.0},
 }
+#: The benchmark's own "ImageNet": a separate draw, neither the development (0) nor the reporting
+#: draw (20261202), its images labelled with what the generator knows that is not a finding.
+PRETEXT_SEED = 7
+PRETEXT_IMAGES = 10_000
+
+
+def pretext_labels(cases: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Binary attributes of every image of a draw that are rendered but are not findings: view, the
+    three support devices, gastric bubble, side marker, and anatomy, placement and exposure parameters
+    split at their median (:func:`paperkit.data.phantom.radiograph.sample_params`)."""
+    p = cases["params"]
+
+    def above_median(x: np.ndarray) -> np.ndarray:
+        return x > np.median(x)
+
+    return {
+        "view_ap": cases["view_ap"], "tube": (cases["devices"] & 1) > 0, "line": (cases["devices"] & 2) > 0,
+        "ecg": (cases["devices"] & 4) > 0, "gastric_bubble": p["bubble"], "marker_left": p["marker"],
+        "thorax_wide": above_median(p["thorax"]), "lungs_tall": above_median(p["lung_h"]),
+        "heart_wide": above_median(p["ctr"]), "rotated_right": p["rot"] > 0, "shifted_right": p["shift"][:, 0] > 0,
+        "shifted_down": p["shift"][:, 1] > 0, "zoomed": above_median(p["zoom"]),
+        "left_dome_high": p["dome"][:, 0] > p["dome"][:, 1], "gain": above_median(p["gain"]),
+        "offset": above_median(p["offset"]), "gamma": above_median(p["gamma"]), "noisy": above_median(p["noise_sd"]),
+    }
+
+
+def pretext_weights(arch: str) -> Path:
+    """A folder with ``<arch>.pth``: ``arch``'s backbone trained by BCE, with the cpu profile's schedule,
+    on the pretext draw's attributes (:func:`pretext_labels`); built once (atomic write), then reused.
+    Trained on no finding, no image of the development or reporting draw; 500 of its images choose the epoch."""
+    from paperkit.artifacts import atomic_path
+    from paperkit.data.benchmark.cases import draw_benchmark
+    from paperkit.training.loop import TrainConfig, fit
+
+    cfg = resolve("cpu", {"benchmark_seed": PRETEXT_SEED, "n_images": PRETEXT_IMAGES, "layouts": "nih",
+                          "num_threads": 1, "workers": 1, "device": "cpu"})
+    paths = RunPaths(results_root() / "regime" / f"pretext-n{cfg.n_images}-r{cfg.render_size}")
+    out = paths.root / "weights"
+    if (out / f"{arch}.pth").is_file():
+        return out
+    prep = ex.prepare(cfg, paths, "nih")
+    cases = draw_benchmark(cfg.n_images, cfg.benchmark_seed, cfg.noise).cases  # the draw prepare rendered
+    ids = [f"{a:08d}_{b:03d}.png" for a, b in zip(cases["patient"], cases["follow_up"])]  # the NIH layout's names
+    where = {name: i for i, name in enumerate(ids)}
+    order = np.array([where[str(name)] for name in prep.dataset.image_ids])
+    attributes = pretext_labels(cases)
+    targets = np.stack([np.asarray(v, bool) for v in attributes.values()], 1)[order].astype(np.float32)
+    rows = np.arange(len(targets))
+    val = np.random.default_rng(0).choice(rows, 500, replace=False)
+    run = fit(TrainConfig.from_profile(cfg, arch, seed=0), prep.images, np.setdiff1d(rows, val), val, targets,
+              None, paths.root / "pretext-runs" / arch, class_names=list(attributes), progress=False)
+    print(f"pretext {arch}: best epoch {run.best_epoch}, validation AUC {100 * run.best_auc:.1f} "
+          f"over {len(attributes)} attributes", flush=True)
+    with atomic_path(out / f"{arch}.pth") as tmp:
+        torch.save(run.model.backbone.state_dict(), tmp)
+    return out
 
 
 def candidate_profile(name: str) -> Profile:
     """The ``cpu`` profile with :data:`COMMON` and candidate ``name``'s overrides, validated."""
-    return resolve("cpu", {**COMMON, **CANDIDATES[name]})
+    changes = dict(CANDIDATES[name])
+    if changes.get("pretrained") == "phantom":
+        changes["pretrained"] = str(pretext_weights(changes.get("target_arch", resolve("cpu", {}).target_arch)))
+    return resolve("cpu", {**COMMON, **changes})
 
 
 def candidate_paths(cfg: Profile) -> RunPaths:

@@ -6,8 +6,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from paperkit.config import apply_overrides, get_profile
+from paperkit.config import apply_overrides, get_profile, resolve
 from paperkit.data.datasets import XrayDataset
+from paperkit.evaluation.verdict import mean_auc
+from paperkit.paths import RunPaths
+from paperkit.pipeline import ablations, sections
+from paperkit.pipeline import experiment as ex
 from paperkit.pipeline.ceiling import CEILING, ceiling_requests, clean_label_twin, has_clean_training_labels
 from paperkit.pipeline.experiment import Prepared
 from paperkit.pipeline.specs import CLEAN_LABELS
@@ -64,3 +68,44 @@ def test_ceiling_runs_are_b_on_clean_labels_for_every_seed(clean: np.ndarray) ->
     b = dataclasses.replace(requests[0], prep=prep).spec(cfg)
     assert b.folder != specs[0].folder and b.config == specs[0].config  # same training settings, other labels
     assert CEILING == "B (clean labels)"
+
+
+def test_clean_references_are_each_reference_on_clean_labels(clean: np.ndarray) -> None:
+    cfg = get_profile("cpu")
+    requests = sections.clean_references(cfg, prepared(clean))
+    assert [r.arch for r in requests] == list(cfg.reference_archs) and {r.seed for r in requests} == {0}
+    assert all(r.prep.training_labels == CLEAN_LABELS and r.variant == "B" for r in requests)
+    assert sections.clean_references(cfg, prepared(None)) == []  # real data: no clean world
+
+
+@pytest.fixture(scope="module")
+def tiny_worlds(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PAPERKIT_RESULTS", str(tmp_path_factory.mktemp("worlds")))
+    cfg = resolve("smoke", {"n_images": 160, "epochs": 1, "layouts": "chexpert", "bootstrap": 20})
+    paths = RunPaths.for_profile(cfg)
+    prep = ex.prepare(cfg, paths, "chexpert")
+    yield cfg, paths, prep, ablations.ensembles_clean_vs_mined(cfg, paths, prep, 0)
+    mp.undo()
+
+
+def test_ensembles_noise_cost_and_gain_are_the_clean_and_mined_worlds_mean_aucs(tiny_worlds) -> None:
+    cfg, paths, prep, (cost, gain) = tiny_worlds
+    test = prep.rows("test")
+    truth = prep.labels("test")
+
+    def auc(run) -> float:
+        return mean_auc(truth, ex.probabilities(cfg, run, prep, test)[:, prep.eval_columns], prep.eval_classes)
+
+    mined_b = ex.train_run(cfg, paths, prep, cfg.target_arch, 0)
+    clean_b = ex.train_runs(cfg, paths, sections.ceiling(cfg, prep)[:1])[0]
+    clean_refs = ex.train_runs(cfg, paths, sections.clean_references(cfg, prep))
+    assert all("-clean-" in r.run_dir.name for r in [clean_b, *clean_refs])
+    row = cost.tidy.set_index("model").loc["B"]
+    assert row["model_mean_auc"] == pytest.approx(auc(clean_b))
+    assert row["reference_mean_auc"] == pytest.approx(auc(mined_b))
+    assert row["gain"] == pytest.approx(auc(clean_b) - auc(mined_b))
+    assert list(cost.tidy["model"]) == ["B", "Ensemble 1", "Ensemble 2"]
+    by_world = gain.tidy.set_index("training labels")
+    assert by_world.loc["clean labels", "reference_mean_auc"] == pytest.approx(auc(clean_b))
+    assert list(by_world.index) == ["mined labels", "clean labels"] and (by_world["model"] == "Ensemble 2").all()

@@ -21,7 +21,7 @@ def test_every_profile_has_a_plan(name):
     folders = [r.folder for r in runs]
     assert runs and len(folders) == len(set(folders))
     assert {r.arch for r in runs} <= set(trained_archs(cfg))
-    assert {r.notebook for r in runs} <= {"02", "05", "06", "09"}  # 07 and 08 reuse runs
+    assert {r.notebook for r in runs} <= {"02", "05", "06", "07", "09"}  # 08 reuses runs
     assert all(r.epochs == cfg.epochs and 0 < r.train_fraction <= 1 for r in runs)
     assert set(plan.data_sizes(cfg, RunPaths.for_profile(cfg))) == {r.dataset_key for r in runs}  # sized, no more
 

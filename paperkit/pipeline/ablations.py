@@ -15,6 +15,7 @@ import pandas as pd
 from paperkit.config import Profile
 from paperkit.evaluation import report
 from paperkit.evaluation.metrics import MEAN, class_aucs
+from paperkit.method.soft_labels import average_predictions
 from paperkit.paths import RunPaths
 from paperkit.pipeline import experiment as ex
 from paperkit.pipeline import sections
@@ -176,6 +177,51 @@ def grid_table(grid: pd.DataFrame, cfg: Profile, layout: str, seed: int) -> repo
     )
     caption = f"Gain of B+MODL+KNNS over B by label-noise level and λ = γ, {layout} layout, seed {seed}."
     return report.ReportTable("ablation_noise_lambda_grid", caption, grid, display, notes)
+
+
+def ensemble_members(cfg: Profile) -> dict[str, list[str]]:
+    """Table 3's ensembles: Ensemble 1 = the DenseNet references (the first three references where fewer
+    than two are DenseNets), Ensemble 2 = all references."""
+    densenets = [a for a in cfg.reference_archs if a.startswith("densenet")]
+    return {"Ensemble 1": densenets if len(densenets) >= 2 else list(cfg.reference_archs[:3]),
+            "Ensemble 2": list(cfg.reference_archs)}
+
+
+def ensembles_clean_vs_mined(cfg: Profile, paths: RunPaths, prep: ex.Prepared,
+                             seed: int) -> tuple[report.ReportTable, report.ReportTable]:
+    """Is an ensemble better because the label noise misleads it less, or because it is an ensemble?
+
+    B, Ensemble 1 and Ensemble 2 are scored twice on the clean test labels: trained on the mined labels
+    (as everywhere) and on the clean ones (the references and B of :func:`sections.clean_references` and
+    the ceiling). Returns the noise cost of each (clean − mined) and the ensemble's gain over B in each
+    world, each with its patient-bootstrap CI (one training seed: B's ``seed``, the references' 0).
+    An ensemble misled less by the noise has a smaller noise cost than B, and a larger gain over B
+    when both learn from mined labels than when both learn from clean ones.
+    """
+    members = ensemble_members(cfg)
+    test = prep.rows("test")
+    clean_b = [r for r in sections.ceiling(cfg, prep) if r.seed == seed]
+    trained = {
+        "mined": (ex.train_run(cfg, paths, prep, cfg.target_arch, seed), ex.train_references(cfg, paths, prep)),
+        "clean": (ex.train_runs(cfg, paths, clean_b)[0],
+                  dict(zip(cfg.reference_archs, ex.train_runs(cfg, paths, sections.clean_references(cfg, prep))))),
+    }
+    probs: dict[str, dict[str, np.ndarray]] = {}
+    for world, (b, refs) in trained.items():
+        ref_probs = {a: ex.probabilities(cfg, r, prep, test) for a, r in refs.items()}
+        probs[world] = {"B": ex.probabilities(cfg, b, prep, test)}
+        probs[world].update({name: average_predictions([ref_probs[a] for a in archs])
+                             for name, archs in members.items()})
+    cost = {model: ex.evaluate(cfg, prep, {"mined labels": probs["mined"][model],
+                                           "clean labels": probs["clean"][model]}, reference="mined labels")
+            for model in probs["mined"]}
+    gain = {f"{world} labels": ex.evaluate(cfg, prep, probs[world]) for world in probs}
+    where = f"{prep.layout} layout, B's seed {seed}, references' seed 0"
+    cost_caption = f"What the label noise costs B and each ensemble: trained on clean − on mined labels ({where})."
+    gain_caption = f"Ensemble 2's gain over B when both learn from mined and from clean labels ({where})."
+    return (report.gain_table(cost, "clean labels", "ensembles_noise_cost", cost_caption, row_label="model"),
+            report.gain_table(gain, "Ensemble 2", "ensembles_gain_by_labels", gain_caption,
+                              row_label="training labels"))
 
 
 def label_quality(prep: ex.Prepared, sources: Mapping[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:

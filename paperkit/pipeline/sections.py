@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from paperkit.config import Profile
-from paperkit.pipeline.ceiling import ceiling_requests
+from paperkit.pipeline.ceiling import ceiling_requests, clean_label_twin, has_clean_training_labels
 from paperkit.pipeline.experiment import Prepared, RunRequest
 from paperkit.pipeline.specs import CLEAN_LABELS, Pools, SoftLabels
 from paperkit.pipeline.specs import layouts as profile_layouts
@@ -68,6 +68,25 @@ def k_sweep(
     """Notebook 06's Fig. 4: B+KNNS with each K of ``k_sweep`` (pools of K neighbours), first seed."""
     return [RunRequest(data, cfg.target_arch, cfg.seeds[0], "B+KNNS", soft, pools_of(k), changes={"k": k})
             for k in cfg.k_sweep]
+
+
+def ensemble_layout(cfg: Profile) -> str:
+    """Table 3's layout (notebook 07): CheXpert, as in the paper, where the profile has it (as Fig. 4's)."""
+    return k_sweep_layout(cfg)
+
+
+def clean_references(cfg: Profile, data: Prepared | NamedData) -> list[RunRequest]:
+    """Notebook 07: the references trained on the clean labels (seed 0, as the references), the ensembles'
+    ceiling as "B (clean labels)" is B's; none on real data."""
+    if isinstance(data, NamedData):
+        if not data.clean_training_labels:
+            return []
+        twin = dataclasses.replace(data, training_labels=CLEAN_LABELS)
+    elif has_clean_training_labels(data):
+        twin = clean_label_twin(data)
+    else:
+        return []
+    return [RunRequest(twin, arch, 0) for arch in cfg.reference_archs]
 
 
 def ablation_layout(cfg: Profile) -> str:

@@ -26,7 +26,7 @@ from paperkit.pipeline.specs import layouts as profile_layouts
 class PlannedRun:
     """One training run: where it trains, what, and (once estimated) for how long."""
 
-    notebook: str  # the first notebook that requests it ("02", "05", "06")
+    notebook: str  # the first notebook that requests it ("02", "05", "06", "07", "09")
     purpose: str  # e.g. "reference", "headline", "K sweep"
     layout: str
     dataset_key: str  # checkpoints/<dataset_key>/<name>
@@ -131,6 +131,8 @@ def _collect(cfg: Profile) -> _Runs:
     layout = sections.ablation_layout(cfg)
     _method_ablations(cfg, runs, first, *inputs[layout])
     _teacher_ablations(cfg, runs, layout, first)
+    runs.add_requests("07", "clean-label references",  # 07: are ensembles misled less by the noise?
+                      sections.clean_references(cfg, inputs[sections.ensemble_layout(cfg)][0]))
     _lab(cfg, runs)
     return runs
 
