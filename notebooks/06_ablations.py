@@ -54,18 +54,19 @@ dataset = functools.cache(functools.partial(ex.method_inputs, cfg, paths))
 @functools.cache
 def variant_runs(layout):
     """The first section's runs on one layout, trained (or, once finished, only loaded): the test
-    probabilities and the epoch validation chose, each as `[seed][variant]`. Each section asks for
-    what it needs itself; in a run of the whole notebook the runs are loaded once."""
+    probabilities, the epoch validation chose and the run, each as `[seed][variant]`. Each section asks
+    for what it needs itself; in a run of the whole notebook the runs are loaded once."""
     prep, soft, pool = dataset(layout)
     requests = sections.table_rows(cfg, prep, soft, pool)  # the four variants on the first seeds
     ceiling = sections.ceiling(cfg, prep)  # [] on real data
     keys = [(r.seed, r.variant) for r in requests] + [(r.seed, CEILING) for r in ceiling]
     runs = ex.train_runs(cfg, paths, requests + ceiling)
-    probs, epochs = {s: {} for s in cfg.seeds}, {s: {} for s in cfg.seeds}
+    probs, epochs, by_seed = {s: {} for s in cfg.seeds}, {s: {} for s in cfg.seeds}, {s: {} for s in cfg.seeds}
     for (s, v), run in zip(keys, runs):
         probs[s][v] = ex.probabilities(cfg, run, prep, prep.rows("test"))
         epochs[s][v] = run.best_epoch
-    return probs, epochs
+        by_seed[s][v] = run
+    return probs, epochs, by_seed
 
 
 # %% [markdown]
@@ -105,8 +106,32 @@ for verdict_layout, verdict_text in verdict_table.tidy[["layout", "verdict"]].to
 
 # %%
 for spread_layout in ex.layouts(cfg):
-    spread_probs, spread_epochs = variant_runs(spread_layout)
+    spread_probs, spread_epochs, _ = variant_runs(spread_layout)
     show_table(verdict.seed_spread(dataset(spread_layout)[0], spread_probs, spread_epochs, ceiling=CEILING))
+
+# %% [markdown]
+# ## Scored at the last epoch: how much of the spread is the choice of epoch?
+# The paper trains 10 epochs and names no rule for choosing one; the kit scores each run at the epoch
+# with the best mean AUC on the mined validation labels (see the deviations), as a user without clean
+# labels would. Validation labels carry the noise too, and on the NIH layout the target's validation
+# curve peaks at epoch 3 in some seeds: those seeds score far below B. Here every run (B,
+# B+MODL+KNNS and the ceiling) is scored at its last epoch instead, from the same runs. This reading
+# was added to explain the spread, after the verdict above was seen; the verdict above stays the
+# kit's headline. If the last-epoch gains agree across seeds where the chosen-epoch gains do not,
+# the spread is the epoch choice on noisy labels, not the method.
+
+# %%
+last_gains = {}
+for last_layout in ex.layouts(cfg):
+    last_prep = dataset(last_layout)[0]
+    last_probs = {
+        s: {v: ex.last_epoch_probabilities(cfg, run, last_prep, last_prep.rows("test"))
+            for v, run in by_variant.items() if v in (*sections.HEADLINE, CEILING)}
+        for s, by_variant in variant_runs(last_layout)[2].items()
+    }
+    last_gains[last_layout] = verdict.headline_gain(last_prep, last_probs, cfg.bootstrap, ceiling=CEILING)
+show_table(verdict.verdict_table(last_gains, labels=dataset(ex.layouts(cfg)[0])[0].label_source("test"),
+                                 stem="verdict_last_epoch", scored=", each run scored at its last epoch"))
 
 # %% [markdown]
 # ## Table 1 (NIH) and Table 2 (CheXpert), and the gain per seed

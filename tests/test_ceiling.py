@@ -98,14 +98,17 @@ def test_ensembles_noise_cost_and_gain_are_the_clean_and_mined_worlds_mean_aucs(
         return mean_auc(truth, ex.probabilities(cfg, run, prep, test)[:, prep.eval_columns], prep.eval_classes)
 
     mined_b = ex.train_run(cfg, paths, prep, cfg.target_arch, 0)
+    # one epoch: the last epoch is the chosen one, so both readings of the run predict alike
+    np.testing.assert_allclose(ex.last_epoch_probabilities(cfg, mined_b, prep, test),
+                               ex.probabilities(cfg, mined_b, prep, test), atol=1e-6)
     clean_b = ex.train_runs(cfg, paths, sections.ceiling(cfg, prep)[:1])[0]
     clean_refs = ex.train_runs(cfg, paths, sections.clean_references(cfg, prep))
     assert all("-clean-" in r.run_dir.name for r in [clean_b, *clean_refs])
-    row = cost.tidy.set_index("model").loc["B"]
+    row = cost.tidy.set_index("network").loc["B"]
     assert row["model_mean_auc"] == pytest.approx(auc(clean_b))
     assert row["reference_mean_auc"] == pytest.approx(auc(mined_b))
     assert row["gain"] == pytest.approx(auc(clean_b) - auc(mined_b))
-    assert list(cost.tidy["model"]) == ["B", "Ensemble 1", "Ensemble 2"]
+    assert list(cost.tidy["network"]) == ["B", "Ensemble 1", "Ensemble 2"]
     by_world = gain.tidy.set_index("training labels")
     assert by_world.loc["clean labels", "reference_mean_auc"] == pytest.approx(auc(clean_b))
     assert list(by_world.index) == ["mined labels", "clean labels"] and (by_world["model"] == "Ensemble 2").all()

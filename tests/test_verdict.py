@@ -68,6 +68,9 @@ def test_verdict_table_lists_layouts() -> None:
         "+3.05" in table.display.loc["nih", "paper's gain"] and "+3.26" in table.display.loc["chexpert", "paper's gain"]
     )
     assert "below the paper's" in table.display.loc["nih", "in words"]
+    assert table.stem == "verdict" and table.caption.endswith("on each layout.")
+    other = verdict_table({"nih": g}, stem="verdict_last_epoch", scored=", each run scored at its last epoch")
+    assert other.stem == "verdict_last_epoch" and other.caption.endswith("each run scored at its last epoch.")
 
 
 def _direct_mean_auc(y: np.ndarray, s: np.ndarray) -> float:

@@ -184,11 +184,14 @@ def _estimate_text(e: Estimate | None, scale: float = 1.0, fmt: str = "{:+.2f}")
     return f"{fmt.format(scale * e.value)} [{fmt.format(scale * e.ci_low)}, {fmt.format(scale * e.ci_high)}]"
 
 
-def verdict_table(gains: Mapping[str, SeedMeanGain], model: str = "B+MODL+KNNS", labels: str = "clean") -> ReportTable:
+def verdict_table(gains: Mapping[str, SeedMeanGain], model: str = "B+MODL+KNNS", labels: str = "clean",
+                  stem: str = "verdict", scored: str = "") -> ReportTable:
     """The table REPORT.md opens with: per layout, the seed-mean gain with its CI, the paper's, in words;
     with the clean-label ceiling, its AUC, the noise cost and the recovered share with their CIs.
 
-    ``labels`` names the test labels scored (``"clean"`` on the benchmark, ``"mined"`` on real data)."""
+    ``labels`` names the test labels scored (``"clean"`` on the benchmark, ``"mined"`` on real data);
+    ``stem`` and ``scored`` (appended to the caption, e.g. ", each run scored at its last epoch") name
+    another reading of the same runs."""
     rows = []
     for layout, g in gains.items():
         paper = paper_gain(layout, model)
@@ -249,7 +252,7 @@ def verdict_table(gains: Mapping[str, SeedMeanGain], model: str = "B+MODL+KNNS",
             "schedule and batch order; paperkit.pipeline.ceiling). Noise cost = ceiling − B; recovered = "
             "(B+MODL+KNNS − B) / (ceiling − B), a ratio of seed means in every resample.",
         )
-    return ReportTable("verdict", f"{model} against B, every training seed, on each layout.", tidy, display, notes)
+    return ReportTable(stem, f"{model} against B, every training seed, on each layout{scored}.", tidy, display, notes)
 
 
 def headline_gain(

@@ -373,6 +373,13 @@ def probabilities(cfg: Profile, result: TrainResult | Path, prep: Prepared, rows
     )
 
 
+def last_epoch_probabilities(cfg: Profile, result: TrainResult, prep: Prepared, rows: np.ndarray) -> np.ndarray:
+    """Probabilities ``[n, C]`` of the run's model after its last epoch (``last.pt``), not the epoch
+    validation chose; not stored (a test split predicts in about a second)."""
+    model = load_model(result.run_dir, "last")
+    return predict(model, prep.images, rows, cfg.crop, batch_size=PREDICT_BATCH, device=pick_device(cfg.device, 0))
+
+
 def soft_labels(
     cfg: Profile, paths: RunPaths, prep: Prepared, refs: Mapping[str, TrainResult], name: str = ALL_REFERENCES
 ) -> SoftLabels:
