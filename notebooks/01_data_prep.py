@@ -32,6 +32,8 @@ data_root = ""  # your dataset root for the nih / chexpert profiles
 overrides = {}  # any Profile field, e.g. {"noise": 0.5}; validated before any work
 
 # %%
+import functools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -43,24 +45,24 @@ from paperkit.pipeline import experiment as ex
 
 cfg, paths = setup(profile, data_root, overrides, notebook="01")
 
+
+@functools.cache
+def prepared(layout):
+    """One layout's dataset and image cache, built once (each section asks for what it needs)."""
+    return ex.prepare(cfg, paths, layout, progress=True)
+
 # %% [markdown]
 # ## Build (or load) each dataset and its image cache
 # Every image is decoded once into a memory-mapped uint8 array; training reads crops from it.
 
 # %%
-prepared = {layout: ex.prepare(cfg, paths, layout, progress=True) for layout in ex.layouts(cfg)}
-summary = pd.DataFrame(
-    {
-        layout: {
-            "images": len(p.dataset),
-            "patients": len(set(p.dataset.patient_ids)),
+def sizes(p):
+    return {"images": len(p.dataset), "patients": len(set(p.dataset.patient_ids)),
             **{f"{s} images": len(p.rows(s)) for s in ("train", "val", "test")},
-            "clean truth": p.dataset.clean_labels is not None,
-        }
-        for layout, p in prepared.items()
-    }
-)
-display(summary)
+            "clean truth": p.dataset.clean_labels is not None}
+
+
+display(pd.DataFrame({layout: sizes(prepared(layout)) for layout in ex.layouts(cfg)}))
 
 # %% [markdown]
 # ## Label statistics
@@ -69,14 +71,16 @@ display(summary)
 # $$\mathrm{prev}_c = \frac{1}{n}\sum_{i=1}^{n} [\,y_i^c = 1\,].$$
 
 # %%
-for layout, p in prepared.items():
-    train = p.rows("train")
-    stats = pd.DataFrame({"mined": np.nanmean(p.dataset.labels[train] == 1, axis=0)}, index=p.classes)
-    if p.dataset.clean_labels is not None:
-        stats["clean"] = np.nanmean(p.dataset.clean_labels[train], axis=0)
-    ax = stats.plot.barh(figsize=(6, 4), title=f"{layout}: prevalence in training images")
-    ax.invert_yaxis()
-    show_figure(ax.figure, f"nb01_prevalence_{layout}")
+for stats_layout in ex.layouts(cfg):
+    stats_prep = prepared(stats_layout)
+    stats_train = stats_prep.rows("train")
+    stats = pd.DataFrame({"mined": np.nanmean(stats_prep.dataset.labels[stats_train] == 1, axis=0)},
+                         index=stats_prep.classes)
+    if stats_prep.dataset.clean_labels is not None:
+        stats["clean"] = np.nanmean(stats_prep.dataset.clean_labels[stats_train], axis=0)
+    stats_ax = stats.plot.barh(figsize=(6, 4), title=f"{stats_layout}: prevalence in training images")
+    stats_ax.invert_yaxis()
+    show_figure(stats_ax.figure, f"nb01_prevalence_{stats_layout}")
 
 # %% [markdown]
 # ## Example images per finding
@@ -88,12 +92,12 @@ if cfg.dataset == "benchmark":
 
     show_figure(plot_finding_gallery(paths.figures / "benchmark_finding_gallery.png"))
 else:
-    p = next(iter(prepared.values()))
+    example_prep = prepared(ex.layouts(cfg)[0])
     fig, axes = plt.subplots(2, 4, figsize=(10, 5))
-    for ax, row in zip(axes.flat, p.rows("train")[:8]):
-        ax.imshow(p.images.load(np.array([row]))[0], cmap="gray")
-        ax.set_title(p.dataset.image_ids[row], fontsize=7)
-        ax.axis("off")
+    for example_ax, row in zip(axes.flat, example_prep.rows("train")[:8]):
+        example_ax.imshow(example_prep.images.load(np.array([row]))[0], cmap="gray")
+        example_ax.set_title(example_prep.dataset.image_ids[row], fontsize=7)
+        example_ax.axis("off")
     show_figure(fig, "nb01_examples")
 
 # %% [markdown]
@@ -120,15 +124,17 @@ else:
 from paperkit.data.noise import NoiseConfig, mined_label_noise
 
 print({k: v for k, v in vars(NoiseConfig()).items() if k not in ("rates", "lookalikes")})
-for layout, p in prepared.items():
-    if p.dataset.clean_labels is None:
-        print(f"{layout}: no clean truth, noise cannot be measured")
+for noise_layout in ex.layouts(cfg):
+    noise_prep = prepared(noise_layout)
+    if noise_prep.dataset.clean_labels is None:
+        print(f"{noise_layout}: no clean truth, noise cannot be measured")
         continue
-    train = p.rows("train")
-    noise = mined_label_noise(p.dataset.labels[train], p.dataset.clean_labels[train], p.classes)
-    print(f"{layout}: mined labels vs clean truth on {len(train)} training images")
+    noise_train = noise_prep.rows("train")
+    noise = mined_label_noise(noise_prep.dataset.labels[noise_train], noise_prep.dataset.clean_labels[noise_train],
+                              noise_prep.classes)
+    print(f"{noise_layout}: mined labels vs clean truth on {len(noise_train)} training images")
     display(noise.round(2))
-    write_text(paths.tables / f"data_label_noise_{layout}.csv", noise.to_csv())
+    write_text(paths.tables / f"data_label_noise_{noise_layout}.csv", noise.to_csv())
 
 # %% [markdown]
 # ## What this noise costs a model (embedded benchmark only)

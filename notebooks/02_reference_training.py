@@ -31,6 +31,8 @@ data_root = ""  # your dataset root for the nih / chexpert profiles
 overrides = {}  # any Profile field, e.g. {"epochs": 4}; validated before any work
 
 # %%
+import functools
+
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -42,6 +44,14 @@ from paperkit.pipeline import experiment as ex
 
 cfg, paths = setup(profile, data_root, overrides, notebook="02")
 print("references:", ", ".join(cfg.reference_archs))
+
+
+@functools.cache
+def references(layout):
+    """One layout's data and its references, trained (or, once finished, only loaded) once; each
+    section asks for what it needs."""
+    prep = ex.prepare(cfg, paths, layout)
+    return prep, ex.train_references(cfg, paths, prep, seed=0)
 
 # %% [markdown]
 # ## Train the references (resumable: finished runs are loaded, interrupted ones resume)
@@ -56,10 +66,9 @@ print("references:", ", ".join(cfg.reference_archs))
 # changes it (`paperkit.pipeline.specs.RunSpec`): another setting is another folder, never a silent retrain.
 
 # %%
-references = {}
-for layout in ex.layouts(cfg):
-    prep = ex.prepare(cfg, paths, layout)
-    references[layout] = (prep, ex.train_references(cfg, paths, prep, seed=0))
+for train_layout in ex.layouts(cfg):
+    trained = references(train_layout)[1]
+    print(f"{train_layout}: " + ", ".join(f"{arch} (best epoch {run.best_epoch})" for arch, run in trained.items()))
 
 # %% [markdown]
 # ## Validation curves
@@ -67,13 +76,13 @@ for layout in ex.layouts(cfg):
 # sees clean labels or the test split).
 
 # %%
-for layout, (prep, refs) in references.items():
+for curve_layout in ex.layouts(cfg):
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for arch, run in refs.items():
+    for arch, run in references(curve_layout)[1].items():
         ax.plot(run.history["epoch"], run.history["val_auc"], marker="o", label=arch)
-    ax.set(title=f"{layout}: references, validation AUC", xlabel="epoch", ylabel="mean AUC")
+    ax.set(title=f"{curve_layout}: references, validation AUC", xlabel="epoch", ylabel="mean AUC")
     ax.legend(fontsize=7)
-    show_figure(fig, f"nb02_validation_auc_{layout}")
+    show_figure(fig, f"nb02_validation_auc_{curve_layout}")
 
 # %% [markdown]
 # ## Each reference's test AUC (clean labels where known), its size, and the ensemble's headroom
@@ -84,7 +93,8 @@ for layout, (prep, refs) in references.items():
 
 # %%
 results = {}
-for layout, (prep, refs) in references.items():
+for layout in ex.layouts(cfg):
+    prep, refs = references(layout)
     test = prep.rows("test")
     probs = {arch: ex.probabilities(cfg, run, prep, test) for arch, run in refs.items()}
     probs["Ensemble"] = average_predictions(list(probs.values()))

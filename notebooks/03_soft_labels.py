@@ -27,6 +27,8 @@ overrides = {}  # any Profile field; validated before any work
 example = 0  # which training image to show in the Fig. 1 analogue
 
 # %%
+import functools
+
 import numpy as np
 import pandas as pd
 from IPython.display import display
@@ -40,6 +42,14 @@ from paperkit.pipeline import experiment as ex
 
 cfg, paths = setup(profile, data_root, overrides, notebook="03")
 
+
+@functools.cache
+def soft_labels(layout):
+    """One layout's data and its soft labels from notebook 02's references, computed (or loaded) once;
+    each section asks for what it needs."""
+    prep = ex.prepare(cfg, paths, layout)
+    return prep, ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep, seed=0))
+
 # %% [markdown]
 # ## The soft labels: the references' average (eq. 2's $l_i$)
 # For image $x_i$ and the $N$ references $f_1, \dots, f_N$ of notebook 02, finding by finding:
@@ -49,13 +59,10 @@ cfg, paths = setup(profile, data_root, overrides, notebook="03")
 # $L_{distri} = \mathrm{KL}\big(l_i \,\|\, f_T(x_i)\big)$ (eq. 2, notebook 05).
 
 # %%
-soft = {}
 for layout in ex.layouts(cfg):
-    prep = ex.prepare(cfg, paths, layout)
-    refs = ex.train_references(cfg, paths, prep, seed=0)
-    labels = ex.soft_labels(cfg, paths, prep, refs)  # values, and the folder named by the references' runs
-    soft[layout] = (prep, labels.values)
-    print(f"{layout}: soft labels {labels.values.shape} from {len(refs)} references -> soft_labels/{labels.folder}")
+    labels = soft_labels(layout)[1]  # values, and the folder named by the references' runs
+    print(f"{layout}: soft labels {labels.values.shape} from {len(cfg.reference_archs)} references "
+          f"-> soft_labels/{labels.folder}")
 
 # %% [markdown]
 # ## Fig. 1 analogue: binary labels, LSR labels and the soft label distribution of one image
@@ -63,12 +70,12 @@ for layout in ex.layouts(cfg):
 # the soft label is $l_i$ above.
 
 # %%
-layout = "chexpert" if "chexpert" in soft else next(iter(soft))
-prep, soft_values = soft[layout]
+fig_layout = "chexpert" if "chexpert" in ex.layouts(cfg) else ex.layouts(cfg)[0]
+prep, fig_soft = soft_labels(fig_layout)
 row = prep.rows("train")[example]
 binary, _ = uncertain_targets(prep.dataset.labels[row : row + 1], "u_ones")
 lsr, _ = uncertain_targets(prep.dataset.labels[row : row + 1], "lsr_ones", seed=0)
-files = fig1_label_views(prep.classes, binary[0], lsr[0], soft_values[row], paths.figures,
+files = fig1_label_views(prep.classes, binary[0], lsr[0], fig_soft.values[row], paths.figures,
                          image=prep.images.load(np.array([row]))[0].numpy())
 show_figure(files)
 
@@ -80,10 +87,10 @@ show_figure(files)
 # %%
 frames = [
     ablations.label_quality(
-        prep, {"mined": prep.mined_labels(), "soft": soft_values}, prep.rows("train")
-    ).assign(layout=layout)
-    for layout, (prep, soft_values) in soft.items()
-    if prep.clean_coverage("train") == "complete"
+        quality_prep, {"mined": quality_prep.mined_labels(), "soft": quality_soft.values}, quality_prep.rows("train")
+    ).assign(layout=quality_layout)
+    for quality_layout, (quality_prep, quality_soft) in ((lay, soft_labels(lay)) for lay in ex.layouts(cfg))
+    if quality_prep.clean_coverage("train") == "complete"
 ]
 if frames:
     closeness = pd.concat(frames, ignore_index=True)

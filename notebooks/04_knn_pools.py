@@ -26,6 +26,8 @@ overrides = {}  # any Profile field, e.g. {"k": 5}; validated before any work
 n_anchors = 3  # anchors shown with their neighbours
 
 # %%
+import functools
+
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
@@ -37,6 +39,15 @@ from paperkit.pipeline import experiment as ex
 
 cfg, paths = setup(profile, data_root, overrides, notebook="04")
 
+
+@functools.cache
+def pools(layout):
+    """One layout's data and its pools, `(index, similarity)`, from notebook 03's soft labels, computed
+    (or loaded) once; each section asks for what it needs."""
+    prep = ex.prepare(cfg, paths, layout)
+    soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
+    return prep, ex.pools(cfg, paths, prep, soft, cfg.k).arrays
+
 # %% [markdown]
 # ## The pools: K nearest neighbours in soft-label space and their similarity (eq. 3)
 # For anchor $x_i$ with soft label $l_i$ (notebook 03), its neighbours $x_i^1, \dots, x_i^K$ are the
@@ -47,30 +58,26 @@ cfg, paths = setup(profile, data_root, overrides, notebook="04")
 # training images, nearest first; `similarity[i]` their $s_i^k$.
 
 # %%
-pools = {}
 for layout in ex.layouts(cfg):
-    prep = ex.prepare(cfg, paths, layout)
-    soft = ex.soft_labels(cfg, paths, prep, ex.train_references(cfg, paths, prep))
-    pools[layout] = (prep, ex.pools(cfg, paths, prep, soft, cfg.k).arrays)
-    print(f"{layout}: pool {pools[layout][1][0].shape}, K={cfg.k}, sigma={cfg.sigma}")
+    print(f"{layout}: pool {pools(layout)[1][0].shape}, K={cfg.k}, sigma={cfg.sigma}")
 
 # %% [markdown]
 # ## Anchors and their neighbours
 
 # %%
-layout = next(iter(pools))
-prep, (index, similarity) = pools[layout]
-train = prep.rows("train")
+anchor_layout = ex.layouts(cfg)[0]
+anchor_prep, (anchor_index, anchor_similarity) = pools(anchor_layout)
+train = anchor_prep.rows("train")
 shown = min(cfg.k, 6)
-fig, axes = plt.subplots(n_anchors, shown + 1, figsize=(1.6 * (shown + 1), 1.8 * n_anchors), squeeze=False)
+grid, axes = plt.subplots(n_anchors, shown + 1, figsize=(1.6 * (shown + 1), 1.8 * n_anchors), squeeze=False)
 for a in range(n_anchors):
-    rows = [train[a]] + [train[j] for j in index[a, :shown]]
-    titles = ["anchor"] + [f"s={s:.3f}" for s in similarity[a, :shown]]
-    for ax, row, title in zip(axes[a], rows, titles):
-        ax.imshow(prep.images.load(np.array([row]))[0], cmap="gray")
-        ax.set_title(title, fontsize=7)
-        ax.axis("off")
-show_figure(fig, f"nb04_neighbours_{layout}")
+    rows = [train[a]] + [train[j] for j in anchor_index[a, :shown]]
+    titles = ["anchor"] + [f"s={s:.3f}" for s in anchor_similarity[a, :shown]]
+    for cell, row, title in zip(axes[a], rows, titles):
+        cell.imshow(anchor_prep.images.load(np.array([row]))[0], cmap="gray")
+        cell.set_title(title, fontsize=7)
+        cell.axis("off")
+show_figure(grid, f"nb04_neighbours_{anchor_layout}")
 
 # %% [markdown]
 # ## The similarity histogram, and whether neighbours share the anchor's clean findings
@@ -79,13 +86,14 @@ show_figure(fig, f"nb04_neighbours_{layout}")
 # (`paperkit.method.knn.neighbour_agreement`).
 
 # %%
-for layout, (prep, (index, similarity)) in pools.items():
+for hist_layout in ex.layouts(cfg):
+    prep, (index, similarity) = pools(hist_layout)
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.hist(similarity.ravel(), bins=40)
-    ax.set(title=f"{layout}: $s_i^k$ over all anchors (K={index.shape[1]})", xlabel="similarity $s_i^k$")
-    show_figure(fig, f"nb04_similarity_{layout}")
+    ax.set(title=f"{hist_layout}: $s_i^k$ over all anchors (K={index.shape[1]})", xlabel="similarity $s_i^k$")
+    show_figure(fig, f"nb04_similarity_{hist_layout}")
     truth = prep.dataset.clean_labels
     if truth is not None:
         share = neighbour_agreement(truth[prep.rows("train")], index)
-        write_text(paths.tables / f"pools_neighbour_agreement_{layout}.csv", share.to_csv())
+        write_text(paths.tables / f"pools_neighbour_agreement_{hist_layout}.csv", share.to_csv())
         display(share.round(3))

@@ -41,6 +41,8 @@ data_root = ""  # your dataset root for the nih / chexpert profiles
 overrides = {}  # any Profile field, e.g. {"lambda_modl": 1.0}; validated before any work
 
 # %%
+import functools
+
 import pandas as pd
 from IPython.display import display
 
@@ -53,17 +55,23 @@ cfg, paths = setup(profile, data_root, overrides, notebook="05")
 print(f"λ={cfg.lambda_modl} γ={cfg.gamma_knns} K={cfg.k} ({cfg.knns_k_reduction} over k) σ={cfg.sigma} "
       f"KL={cfg.kl_form} KNNS={cfg.knns_mode} seeds={cfg.seeds} target={cfg.target_arch}")
 
+
+@functools.cache
+def headline_runs(layout):
+    """B and B+MODL+KNNS on every seed of one layout as `{(variant, seed): run}`, trained (or, once
+    finished, only loaded) once, `workers` runs at once; each section asks for what it needs."""
+    prep, soft, pool = ex.method_inputs(cfg, paths, layout)  # notebooks 01-04's outputs, loaded
+    requests = sections.headline(cfg, prep, soft, pool)  # B and B+MODL+KNNS on every seed
+    return dict(zip([(r.variant, r.seed) for r in requests], ex.train_runs(cfg, paths, requests)))
+
 # %% [markdown]
 # ## Train the target, and the baseline B with the same seed and batch order
 # B and B+MODL+KNNS with the same seed see the same batches with the same crops (paired runs).
 
 # %%
-targets = {}
 for layout in ex.layouts(cfg):
-    prep, soft, pool = ex.method_inputs(cfg, paths, layout)  # notebooks 01-04's outputs, loaded
-    requests = sections.headline(cfg, prep, soft, pool)  # B and B+MODL+KNNS on every seed
-    keys = [(layout, r.variant, r.seed) for r in requests]
-    targets.update(zip(keys, ex.train_runs(cfg, paths, requests)))  # `workers` runs at once
+    print(f"{layout}: " + ", ".join(f"{v} seed {s} (best epoch {run.best_epoch})"
+                                    for (v, s), run in headline_runs(layout).items()))
 
 # %% [markdown]
 # ## The clean-label ceiling: what the label noise costs
@@ -91,7 +99,8 @@ print(
 
 # %%
 history = pd.concat(
-    [run.history.assign(layout=layout, variant=variant, seed=seed) for (layout, variant, seed), run in targets.items()]
+    [run.history.assign(layout=layout, variant=variant, seed=seed)
+     for layout in ex.layouts(cfg) for (variant, seed), run in headline_runs(layout).items()]
 )
 show_figure(figures.teach_loss_terms(history[history["seed"] == cfg.seeds[0]], paths.figures))
 bank = [c for c in ablations.BANK_COLUMNS if c in history]
@@ -106,7 +115,8 @@ display(history[["layout", "variant", "seed", "epoch", "loss", "bce", "modl", "k
 # only: these curves choose nothing (the epoch is chosen on validation, mined labels).
 
 # %%
-seed0 = {(layout, variant): run for (layout, variant, seed), run in targets.items() if seed == cfg.seeds[0]}
+seed0 = {(layout, variant): run for layout in ex.layouts(cfg)
+         for (variant, seed), run in headline_runs(layout).items() if seed == cfg.seeds[0]}
 curves = ablations.memorisation_frame(seed0)
 if len(curves):
     show_figure(figures.teach_memorisation(curves, paths.figures))

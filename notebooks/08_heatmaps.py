@@ -25,6 +25,9 @@ cases_per_finding = 2  # Fig. 5 shows two cases per finding
 max_cases = 60  # positive test cases scored per finding
 
 # %%
+import functools
+
+import pandas as pd
 from IPython.display import Markdown, display
 
 from paperkit.evaluation import report
@@ -33,18 +36,33 @@ from paperkit.notebook import setup, show_figure
 from paperkit.pipeline import experiment as ex
 from paperkit.pipeline.localisation import mask_localisation
 
+cfg, paths = setup(profile, data_root, overrides, notebook="08")
+layout = "nih" if "nih" in ex.layouts(cfg) else ex.layouts(cfg)[0]
+seed = cfg.seeds[0]
+
+
+@functools.cache
+def targets():
+    """The layout's data and B and B+MODL+KNNS of the first seed, as notebook 05 trained them (loaded)."""
+    prep, soft, pool = ex.method_inputs(cfg, paths, layout)
+    return prep, {v: ex.train_run(cfg, paths, prep, cfg.target_arch, seed, v, soft=soft, pools=pool).model.eval()
+                  for v in ("B", "B+MODL+KNNS")}
+
+
+@functools.cache
+def localisation():
+    """The heatmaps' cases (Fig. 5) and their scores per target, computed once; each section asks for them."""
+    prep, models = targets()
+    return mask_localisation(cfg, prep, models, max_cases=max_cases, cases_per_finding=cases_per_finding)
+
+
 # %% [markdown]
 # ## The two targets
 # B and B+MODL+KNNS of the first seed on the NIH layout (else the profile's first), as notebook 05
 # trained them (their finished runs are loaded).
 
 # %%
-cfg, paths = setup(profile, data_root, overrides, notebook="08")
-layout = "nih" if "nih" in ex.layouts(cfg) else ex.layouts(cfg)[0]
-prep, soft, pool = ex.method_inputs(cfg, paths, layout)
-seed = cfg.seeds[0]
-models = {v: ex.train_run(cfg, paths, prep, cfg.target_arch, seed, v, soft=soft, pools=pool).model.eval()
-          for v in ("B", "B+MODL+KNNS")}
+print(f"{layout} layout, seed {seed}: " + ", ".join(targets()[1]))
 
 # %% [markdown]
 # ## Heatmaps and their scores
@@ -59,24 +77,22 @@ models = {v: ex.train_run(cfg, paths, prep, cfg.target_arch, seed, v, soft=soft,
 # `cases_per_finding` of them drawn in Fig. 5).
 
 # %%
-cases, scores = mask_localisation(cfg, prep, models, max_cases=max_cases, cases_per_finding=cases_per_finding)
+cases, scores = localisation()
 print(f"{len(cases)} cases drawn, findings with masks: {len(scores['B'])}")
 
 # %% [markdown]
 # ## Fig. 5: B vs B+MODL+KNNS
 
 # %%
-if cases:
-    show_figure(fig5_heatmap_grid(cases, paths.figures))
+if localisation()[0]:
+    show_figure(fig5_heatmap_grid(localisation()[0], paths.figures))
 
 # %% [markdown]
 # ## Localisation scores: does the target localise better than B?
 
 # %%
-import pandas as pd
-
-if scores["B"]:
-    a, b = (pd.concat(scores[v], ignore_index=True) for v in models)
+if localisation()[1]["B"]:
+    a, b = (pd.concat(localisation()[1][v], ignore_index=True) for v in ("B", "B+MODL+KNNS"))
     table = report.localisation_table(a, b)
     report.write_table(table, paths.tables)
     display(Markdown(f"**{table.caption}**"))

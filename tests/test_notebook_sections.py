@@ -12,8 +12,7 @@ must get that section's result from its own inputs, so:
 * a section reads only names of the setup, its own names and builtins: a name another section
   assigned is a hidden input.
 
-Notebook 06 is guarded; the others are checked too and marked ``xfail(strict=False)`` where they break
-a rule today, so they can follow.
+Every notebook is guarded.
 """
 
 from __future__ import annotations
@@ -27,23 +26,6 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
-
-#: Notebooks that assign one top-level name in two sections today (e.g. the loop variable ``layout``).
-ASSIGN_TWICE_TODAY = {
-    "01_data_prep.py",
-    "02_reference_training.py",
-    "03_soft_labels.py",
-    "04_knn_pools.py",
-}
-#: Notebooks whose sections read a name another section assigned today.
-READ_ACROSS_TODAY = {
-    "01_data_prep.py",
-    "02_reference_training.py",
-    "03_soft_labels.py",
-    "04_knn_pools.py",
-    "05_target_training.py",
-    "08_heatmaps.py",  # its first section sets up cfg, paths, prep and models for the others
-}
 
 #: Names IPython puts in every kernel's namespace.
 IPYTHON_NAMES = {"display", "get_ipython", "In", "Out"}
@@ -158,34 +140,20 @@ def reads_across(source: str) -> list[str]:
     return problems
 
 
-def notebooks(known_failures: set[str]) -> list:
-    return [
-        pytest.param(
-            path,
-            id=path.stem,
-            marks=[pytest.mark.xfail(strict=False, reason="not section-independent yet")]
-            if path.name in known_failures
-            else [],
-        )
-        for path in SOURCES
-    ]
-
-
 def test_notebooks_and_sections_are_found():
-    assert "06_ablations.py" in {p.name for p in SOURCES}
-    assert not (ASSIGN_TWICE_TODAY | READ_ACROSS_TODAY) - {p.name for p in SOURCES}, "a listed notebook is gone"
+    assert "06_ablations.py" in {p.name for p in SOURCES} and len(SOURCES) == 9
     titles = [s.title for s in split_sections((NOTEBOOKS / "06_ablations.py").read_text())]
     assert titles[0] == "setup" and len(titles) > 10
     assert titles[1].startswith("The four variants")
 
 
-@pytest.mark.parametrize("path", notebooks(ASSIGN_TWICE_TODAY))
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
 def test_no_top_level_name_is_assigned_in_two_sections(path: Path):
     shared = shared_assignments(path.read_text())
     assert not shared, f"{path.name}: top-level names assigned in more than one section: " + "; ".join(shared)
 
 
-@pytest.mark.parametrize("path", notebooks(READ_ACROSS_TODAY))
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
 def test_sections_read_only_the_setup_and_their_own_names(path: Path):
     hidden = reads_across(path.read_text())
     assert not hidden, f"{path.name}: sections read names another section assigned: " + "; ".join(hidden)
