@@ -109,6 +109,7 @@ def test_ensembles_noise_cost_and_gain_are_the_clean_and_mined_worlds_mean_aucs(
     assert row["reference_mean_auc"] == pytest.approx(auc(mined_b))
     assert row["gain"] == pytest.approx(auc(clean_b) - auc(mined_b))
     assert list(cost.tidy["network"]) == ["B", "Ensemble 1", "Ensemble 2"]
+    assert "noise cost [95% CI]" in cost.display.columns and "gain [95% CI]" in gain.display.columns
     by_world = gain.tidy.set_index("training labels")
     assert by_world.loc["clean labels", "reference_mean_auc"] == pytest.approx(auc(clean_b))
     assert list(by_world.index) == ["mined labels", "clean labels"] and (by_world["model"] == "Ensemble 2").all()

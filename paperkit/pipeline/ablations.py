@@ -219,7 +219,8 @@ def ensembles_clean_vs_mined(cfg: Profile, paths: RunPaths, prep: ex.Prepared,
     where = f"{prep.layout} layout, B's seed {seed}, references' seed 0"
     cost_caption = f"What the label noise costs B and each ensemble: trained on clean − on mined labels ({where})."
     gain_caption = f"Ensemble 2's gain over B when both learn from mined and from clean labels ({where})."
-    return (report.gain_table(cost, "clean labels", "ensembles_noise_cost", cost_caption, row_label="network"),
+    return (report.gain_table(cost, "clean labels", "ensembles_noise_cost", cost_caption, row_label="network",
+                              difference="noise cost"),
             report.gain_table(gain, "Ensemble 2", "ensembles_gain_by_labels", gain_caption,
                               row_label="training labels"))
 

@@ -95,6 +95,7 @@ def gain_table(
     *,
     row_label: str = "seed",
     summary_row: bool = False,
+    difference: str = "gain",
 ) -> ReportTable:
     """Mean AUC of the reference and of ``model``, and the paired gain with its CI, one row per result.
 
@@ -104,6 +105,8 @@ def gain_table(
         Row key (a seed, a noise level) -> a comparison holding ``model`` and its reference.
     summary_row
         Add a "mean ± sd" row across the rows (rows are training seeds of the same setting).
+    difference
+        What ``model`` − reference is called in the display (e.g. "noise cost").
     """
     tidy_rows = []
     for key, result in results.items():
@@ -129,7 +132,7 @@ def gain_table(
             row_label: tidy[row_label].astype(str),
             reference: tidy["reference_mean_auc"].map(_number),
             model: tidy["model_mean_auc"].map(_number),
-            "gain [95% CI]": [
+            f"{difference} [95% CI]": [
                 f"{g:+.2f} [{lo:+.2f}, {hi:+.2f}]"
                 for g, lo, hi in tidy[["gain", "gain_ci_low", "gain_ci_high"]].to_numpy()
             ],
@@ -150,7 +153,7 @@ def gain_table(
         ]
     n_boot = next(iter(results.values())).n_boot
     notes = (
-        f"Mean AUC (%); gain = {model} − {reference}, paired on the same test images, "
+        f"Mean AUC (%); {difference} = {model} − {reference}, paired on the same test images, "
         f"{n_boot} patient-level bootstrap resamples.",
     )
     return ReportTable(name, caption, tidy, display.set_index(row_label), notes)
