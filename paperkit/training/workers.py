@@ -3,7 +3,8 @@
 Runs of the pipeline that do not depend on each other (the references, the seeds, an ablation's
 variants) can train concurrently: with several GPUs each worker owns one. On a CPU, small networks
 scale poorly over threads, so runs with a share of the cores each may finish sooner than one after
-the other on all of them (``bench/bench_workers.py`` measures it; on 2 cores it does not pay).
+the other on all of them (``bench/bench_workers.py`` measures it: 1.25x on 2 cores for runs of a few
+thousand images, less than 1x for runs shorter than a worker's start, so the smoke profile keeps one).
 Every run writes only its own folder and is the same run in any process, up to float rounding: a
 CPU worker's share of the threads sums in another order than all threads do (``tests/test_workers.py``
 holds the models equal to 1e-3). This module imports no torch, so a worker can choose its GPU
