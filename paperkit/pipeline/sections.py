@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from paperkit.config import Profile
-from paperkit.pipeline.ceiling import ceiling_requests, clean_label_twin, has_clean_training_labels
+from paperkit.pipeline.ceiling import clean_label_twin, has_clean_training_labels
 from paperkit.pipeline.experiment import Prepared, RunRequest
 from paperkit.pipeline.specs import CLEAN_LABELS, Pools, SoftLabels
 from paperkit.pipeline.specs import layouts as profile_layouts
@@ -40,12 +40,18 @@ def headline(cfg: Profile, data: Prepared | NamedData, soft: SoftLabels, pools: 
     return [RunRequest(data, cfg.target_arch, seed, v, soft, pools) for seed in cfg.seeds for v in HEADLINE]
 
 
+def clean_world(data: Prepared | NamedData) -> Prepared | NamedData | None:
+    """``data`` with the clean truth as every label (:func:`paperkit.pipeline.ceiling.clean_label_twin`, or its
+    name for the plan); ``None`` on data without clean training labels (real data)."""
+    if isinstance(data, NamedData):
+        return dataclasses.replace(data, training_labels=CLEAN_LABELS) if data.clean_training_labels else None
+    return clean_label_twin(data) if has_clean_training_labels(data) else None
+
+
 def ceiling(cfg: Profile, data: Prepared | NamedData) -> list[RunRequest]:
     """Notebook 05: the clean-label ceiling on every seed (:mod:`paperkit.pipeline.ceiling`); none on real data."""
-    if isinstance(data, NamedData):
-        twin = dataclasses.replace(data, training_labels=CLEAN_LABELS)
-        return [RunRequest(twin, cfg.target_arch, seed) for seed in cfg.seeds] if data.clean_training_labels else []
-    return ceiling_requests(cfg, data)
+    twin = clean_world(data)
+    return [] if twin is None else [RunRequest(twin, cfg.target_arch, seed) for seed in cfg.seeds]
 
 
 def table_rows(cfg: Profile, data: Prepared | NamedData, soft: SoftLabels, pools: Pools) -> list[RunRequest]:
@@ -78,15 +84,8 @@ def ensemble_layout(cfg: Profile) -> str:
 def clean_references(cfg: Profile, data: Prepared | NamedData) -> list[RunRequest]:
     """Notebook 07: the references trained on the clean labels (seed 0, as the references), the ensembles'
     ceiling as "B (clean labels)" is B's; none on real data."""
-    if isinstance(data, NamedData):
-        if not data.clean_training_labels:
-            return []
-        twin = dataclasses.replace(data, training_labels=CLEAN_LABELS)
-    elif has_clean_training_labels(data):
-        twin = clean_label_twin(data)
-    else:
-        return []
-    return [RunRequest(twin, arch, 0) for arch in cfg.reference_archs]
+    twin = clean_world(data)
+    return [] if twin is None else [RunRequest(twin, arch, 0) for arch in cfg.reference_archs]
 
 
 def ablation_layout(cfg: Profile) -> str:
