@@ -39,7 +39,7 @@ from IPython.display import Markdown, display
 from paperkit.evaluation import figures, report, verdict
 from paperkit.evaluation.metrics import seed_summary
 from paperkit.notebook import setup, show_figure, show_table
-from paperkit.pipeline import ablations, sections
+from paperkit.pipeline import ablations, scoring, sections
 from paperkit.pipeline import experiment as ex
 from paperkit.pipeline.ceiling import CEILING
 from paperkit.pipeline.relabel import relabel_evaluation
@@ -69,6 +69,22 @@ def variant_runs(layout):
     return probs, epochs, by_seed
 
 
+@functools.cache
+def scoring_set(layout):
+    """The verdict's test images on one layout: the test split and, on the embedded benchmark, every image
+    of a second draw of patients no run trains on (the profile's `extra_test_images`)."""
+    return scoring.scoring_set(cfg, paths, dataset(layout)[0])
+
+
+@functools.cache
+def verdict_probs(layout, last_epoch=False):
+    """Probabilities of B, B+MODL+KNNS and the ceiling on the verdict's test images, `[seed][variant]`, at the
+    epoch validation chose or at the last epoch."""
+    return {s: {v: scoring_set(layout).probabilities(cfg, run, last_epoch)
+                for v, run in by_variant.items() if v in (*sections.HEADLINE, CEILING)}
+            for s, by_variant in variant_runs(layout)[2].items()}
+
+
 # %% [markdown]
 # ## The four variants on every seed, and the clean-label ceiling
 # Test-split probabilities of each run: `probs[layout][seed][variant]`; on the embedded benchmark
@@ -85,9 +101,14 @@ epochs = {layout: variant_runs(layout)[1] for layout in ex.layouts(cfg)}
 # test patients together (`paperkit.evaluation.verdict`), beside the paper's gain. On the embedded benchmark,
 # the same resamples give the **noise cost** (ceiling − B) and the **recovered** share
 # ((B+MODL+KNNS − B) / (ceiling − B)). REPORT.md opens with it.
+#
+# The test images: the test split and, on the embedded benchmark, every image of a second draw of
+# patients from the same generator that no run trains on (`extra_test_images`; `paperkit.pipeline.scoring`).
+# The patients' share of the CI shrinks with their number, and scoring costs a forward pass, not a
+# training run. Tables 1-2 below score the test split alone, as the paper's.
 
 # %%
-gains = {layout: verdict.headline_gain(dataset(layout)[0], variant_runs(layout)[0], cfg.bootstrap, ceiling=CEILING)
+gains = {layout: verdict.headline_gain(scoring_set(layout), verdict_probs(layout), cfg.bootstrap, ceiling=CEILING)
          for layout in ex.layouts(cfg)}
 verdict_table = verdict.verdict_table(gains, labels=dataset(ex.layouts(cfg)[0])[0].label_source("test"))
 show_table(verdict_table)
@@ -106,8 +127,8 @@ for verdict_layout, verdict_text in verdict_table.tidy[["layout", "verdict"]].to
 
 # %%
 for spread_layout in ex.layouts(cfg):
-    spread_probs, spread_epochs, _ = variant_runs(spread_layout)
-    show_table(verdict.seed_spread(dataset(spread_layout)[0], spread_probs, spread_epochs, ceiling=CEILING))
+    show_table(verdict.seed_spread(scoring_set(spread_layout), verdict_probs(spread_layout),
+                                   variant_runs(spread_layout)[1], ceiling=CEILING))
 
 # %% [markdown]
 # ## Scored at the last epoch: how much of the spread is the choice of epoch?
@@ -121,15 +142,8 @@ for spread_layout in ex.layouts(cfg):
 # the spread is the epoch choice on noisy labels, not the method.
 
 # %%
-last_gains = {}
-for last_layout in ex.layouts(cfg):
-    last_prep = dataset(last_layout)[0]
-    last_probs = {
-        s: {v: ex.last_epoch_probabilities(cfg, run, last_prep, last_prep.rows("test"))
-            for v, run in by_variant.items() if v in (*sections.HEADLINE, CEILING)}
-        for s, by_variant in variant_runs(last_layout)[2].items()
-    }
-    last_gains[last_layout] = verdict.headline_gain(last_prep, last_probs, cfg.bootstrap, ceiling=CEILING)
+last_gains = {layout: verdict.headline_gain(scoring_set(layout), verdict_probs(layout, last_epoch=True),
+                                           cfg.bootstrap, ceiling=CEILING) for layout in ex.layouts(cfg)}
 show_table(verdict.verdict_table(last_gains, labels=dataset(ex.layouts(cfg)[0])[0].label_source("test"),
                                  stem="verdict_last_epoch", scored=", each run scored at its last epoch"))
 

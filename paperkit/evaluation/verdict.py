@@ -9,8 +9,9 @@ ignore that the test set is a sample.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,28 @@ from paperkit.evaluation.metrics import macro_mean, per_class_auc
 from paperkit.evaluation.report import ReportTable
 from paperkit.evaluation.stats import bootstrap_aucs, patient_resample_counts, percentile_ci
 
-if TYPE_CHECKING:
-    from paperkit.pipeline.experiment import Prepared
-
 #: Layout -> the paper's table holding its B and B+MODL+KNNS rows.
 PAPER_TABLES = {"nih": "Table 1", "chexpert": "Table 2"}
+
+
+@dataclass(frozen=True)
+class ScoredImages:
+    """The test images a verdict scores and their truth.
+
+    ``labels``: ``[n, E]`` (0/1/NaN) on the evaluated findings ``eval_classes``, which are columns
+    ``eval_columns`` of a model's ``[n, C]`` probabilities; ``patient_ids``: ``[n]``, the bootstrap's
+    unit; ``name``: which images they are, for a caption.
+    """
+
+    layout: str
+    name: str
+    labels: np.ndarray
+    patient_ids: np.ndarray
+    eval_classes: tuple[str, ...]
+    eval_columns: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,7 @@ class SeedMeanGain:
     ceiling_auc: float | None = None
     noise_cost: Estimate | None = None
     recovered: Estimate | None = None
+    images: str = ""  # which test images were scored (a caption's words)
 
     @property
     def half_width(self) -> float:
@@ -207,6 +226,7 @@ def verdict_table(gains: Mapping[str, SeedMeanGain], model: str = "B+MODL+KNNS",
             "paper_gain": paper,
             "per_seed": " ".join(f"{v:+.2f}" for v in g.per_seed.values()),
             "verdict": in_words(g, paper),
+            "images": g.images,
         }
         if g.noise_cost is not None and g.recovered is not None:
             row.update(
@@ -246,6 +266,8 @@ def verdict_table(gains: Mapping[str, SeedMeanGain], model: str = "B+MODL+KNNS",
         f"Mean AUC (%) on the {labels} test labels, averaged over training seeds; the CI resamples seeds and test "
         f"patients together ({n_boot} two-level bootstrap resamples, paperkit.evaluation.verdict).",
     )
+    if any(g.images for g in gains.values()):
+        notes += ("Test images: " + "; ".join(f"{layout}: {g.images}" for layout, g in gains.items()) + ".",)
     if "ceiling" in tidy:
         notes += (
             "Ceiling: the target trained by BCE on the benchmark's clean training labels (same images, seeds, "
@@ -256,27 +278,20 @@ def verdict_table(gains: Mapping[str, SeedMeanGain], model: str = "B+MODL+KNNS",
 
 
 def headline_gain(
-    prep: "Prepared",
+    test: ScoredImages,
     probs: Mapping[int, Mapping[str, np.ndarray]],
     n_boot: int,
     model: str = "B+MODL+KNNS",
     ceiling: str | None = None,
 ) -> SeedMeanGain:
-    """:func:`seed_mean_gain` on one prepared dataset's test split: ``probs`` is ``{seed: {model: [n, C_all]}}``
-    (all of the dataset's findings); the evaluated findings and the test labels of Tables 1-2 are used.
-    ``ceiling``: the clean-label ceiling's name, used when every seed has it."""
-    rows = prep.rows("test")
-    scores = {s: {m: p[:, prep.eval_columns] for m, p in by_model.items()} for s, by_model in probs.items()}
+    """:func:`seed_mean_gain` on ``test``: ``probs`` is ``{seed: {model: [n, C_all]}}`` over ``test``'s images
+    (all of the dataset's findings); the evaluated findings are used. ``ceiling``: the clean-label
+    ceiling's name, used when every seed has it."""
+    scores = {s: {m: p[:, test.eval_columns] for m, p in by_model.items()} for s, by_model in probs.items()}
     ceiling = ceiling if ceiling and all(ceiling in by_model for by_model in scores.values()) else None
-    return seed_mean_gain(
-        prep.labels("test"),
-        scores,
-        prep.dataset.patient_ids[rows],
-        prep.eval_classes,
-        model=model,
-        n_boot=n_boot,
-        ceiling=ceiling,
-    )
+    gain = seed_mean_gain(test.labels, scores, test.patient_ids, test.eval_classes, model=model, n_boot=n_boot,
+                          ceiling=ceiling)
+    return dataclasses.replace(gain, images=test.name)
 
 
 def seeds_for_half_width(per_seed_sd: float, half_width: float = 0.5, z: float = 1.96) -> int:
@@ -286,7 +301,7 @@ def seeds_for_half_width(per_seed_sd: float, half_width: float = 0.5, z: float =
 
 
 def seed_spread(
-    prep: "Prepared",
+    test: ScoredImages,
     probs: Mapping[int, Mapping[str, np.ndarray]],
     best_epochs: Mapping[int, Mapping[str, int]],
     model: str = "B+MODL+KNNS",
@@ -299,12 +314,12 @@ def seed_spread(
     ``reference``'s and ``model``'s AUC (paired runs share initialisation and batch order: a high
     correlation would cancel in the gain). ``probs`` and ``best_epochs`` are ``{seed: {model: ...}}``.
     """
-    rows, test = [], prep.labels("test")
+    rows = []
     names = [reference, model] + ([ceiling] if ceiling and all(ceiling in p for p in probs.values()) else [])
     for s, by_model in probs.items():
         row = {"seed": str(s)}
         for m in names:
-            row[m] = mean_auc(test, by_model[m][:, prep.eval_columns], prep.eval_classes)
+            row[m] = mean_auc(test.labels, by_model[m][:, test.eval_columns], test.eval_classes)
             row[f"epoch {m}"] = best_epochs[s][m]
         row["gain"] = row[model] - row[reference]
         rows.append(row)
@@ -322,7 +337,7 @@ def seed_spread(
             for seed, v in display[column].items()
         ]
     notes = (
-        f"Mean AUC (%) on the test labels of {prep.key}; 'epoch' is the epoch validation chose (mined labels; "
+        f"Mean AUC (%) on the test labels of {test.name}; 'epoch' is the epoch validation chose (mined labels; "
         "the ceiling's: clean labels). "
         f"Correlation over seeds of {reference} and {model}: {corr:+.2f}.",
     )
@@ -332,5 +347,5 @@ def seed_spread(
             f"{needed} seeds ((1.96 sd / 0.5)^2); the test patients' share comes on top.",
         )
     return ReportTable(
-        f"seed_spread_{prep.layout}", f"Per-seed AUC and chosen epoch, {prep.layout} layout.", tidy, display, notes
+        f"seed_spread_{test.layout}", f"Per-seed AUC and chosen epoch, {test.layout} layout.", tidy, display, notes
     )

@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 
 from paperkit.config import Profile
-from paperkit.evaluation.verdict import SeedMeanGain, mean_auc, seed_mean_gain
+from paperkit.evaluation.verdict import SeedMeanGain, headline_gain, mean_auc
 from paperkit.method.noisy_losses import get_method
 from paperkit.paths import RunPaths
 from paperkit.pipeline import experiment as ex
-from paperkit.pipeline import sections
+from paperkit.pipeline import scoring, sections
 from paperkit.pipeline.ceiling import CEILING
 from paperkit.pipeline.experiment import RunRequest
 from paperkit.pipeline.specs import Pools, SoftLabels, teacher_changes
@@ -123,7 +123,8 @@ class LabCell:
     layout: str
     noise: float
     prep: ex.Prepared
-    probs: dict[int, dict[str, np.ndarray]]  # seed -> row -> [n_test, C] probabilities
+    test: scoring.ScoringSet  # the verdict's test images (paperkit.pipeline.scoring)
+    probs: dict[int, dict[str, np.ndarray]]  # seed -> row -> [n_test, C] probabilities on ``test``
     grid: pd.DataFrame  # method, value, default, chosen, val_auc (mined labels), test_auc (clean; first seed)
 
 
@@ -138,10 +139,10 @@ def run_cell(cfg: Profile, paths: RunPaths, layout: str, noise: float) -> LabCel
     pools = ex.pools(cfg, paths, prep, soft, cfg.k)
     trials, grid_requests, _, _ = cell_requests(cfg, prep, soft, pools, base, noise)
     grid_runs = ex.train_runs(cfg, paths, grid_requests)
-    test, truth = prep.rows("test"), prep.labels("test")
+    test = scoring.scoring_set(cfg, paths, prep)
     grid = pd.DataFrame([
         {"method": name, "value": value, "val_auc": 100 * run.best_auc,
-         "test_auc": mean_auc(truth, ex.probabilities(cfg, run, prep, test)[:, prep.eval_columns], prep.eval_classes)}
+         "test_auc": mean_auc(test.labels, test.probabilities(cfg, run)[:, test.eval_columns], test.eval_classes)}
         for (name, value), run in zip(trials, grid_runs)
     ])
     chosen = {name: rows.loc[rows["val_auc"].idxmax(), "value"] for name, rows in grid.groupby("method", sort=False)}
@@ -152,21 +153,16 @@ def run_cell(cfg: Profile, paths: RunPaths, layout: str, noise: float) -> LabCel
     _, _, keys, requests = cell_requests(cfg, prep, soft, pools, base, noise, chosen)
     probs: dict[int, dict[str, np.ndarray]] = {}
     for (seed, name), run in zip(keys, ex.train_runs(cfg, paths, requests)):
-        probs.setdefault(seed, {})[name] = ex.probabilities(cfg, run, prep, test)
+        probs.setdefault(seed, {})[name] = test.probabilities(cfg, run)
     grid.insert(0, "noise", noise)
     grid.insert(0, "layout", layout)
-    return LabCell(layout, noise, prep, probs, grid)
+    return LabCell(layout, noise, prep, test, probs, grid)
 
 
 def score_cell(cfg: Profile, cell: LabCell) -> dict[str, SeedMeanGain]:
     """Each method's seed-mean gain over B, noise cost and recovered share, seeds x patients bootstrap."""
-    prep, test = cell.prep, cell.prep.rows("test")
-    scores = {s: {m: p[:, prep.eval_columns] for m, p in row.items()} for s, row in cell.probs.items()}
-    has_ceiling = all(CEILING in row for row in scores.values())
-    methods = [m.name for m in lab_methods(cfg)]
-    return {m: seed_mean_gain(prep.labels("test"), scores, prep.dataset.patient_ids[test], prep.eval_classes,
-                              model=m, reference="B", n_boot=cfg.bootstrap, ceiling=CEILING if has_ceiling else None)
-            for m in methods}
+    return {m.name: headline_gain(cell.test, cell.probs, cfg.bootstrap, model=m.name, ceiling=CEILING)
+            for m in lab_methods(cfg)}
 
 
 def lab_frame(cells: list[LabCell], gains: list[dict[str, SeedMeanGain]]) -> pd.DataFrame:
@@ -178,7 +174,8 @@ def lab_frame(cells: list[LabCell], gains: list[dict[str, SeedMeanGain]]) -> pd.
         for name, g in cell_gains.items():
             row = {"layout": cell.layout, "noise": cell.noise, "method": name, "seeds": len(g.per_seed),
                    "setting": chosen.get(name), "auc": g.model_auc, "B": g.reference_auc, "gain": g.gain,
-                   "gain_low": g.ci_low, "gain_high": g.ci_high, "default_first_seed_auc": default_test.get(name)}
+                   "gain_low": g.ci_low, "gain_high": g.ci_high, "default_first_seed_auc": default_test.get(name),
+                   "images": g.images}
             if g.noise_cost is not None and g.recovered is not None:
                 row |= {"ceiling": g.ceiling_auc, "noise_cost": g.noise_cost.value,
                         "noise_cost_low": g.noise_cost.ci_low, "noise_cost_high": g.noise_cost.ci_high,

@@ -45,6 +45,9 @@ def lab_table(frame: pd.DataFrame, labels: str = "clean", stem: str = "lab") -> 
         "chosen before any test score; 'first seed at default' is the test AUC at the authors' value.",
         "Noise: multiple of the measured NIH report-mining error rates; rows with 1 seed rest on one seed.",
     )
+    if "images" in frame and frame["images"].astype(bool).any():
+        by_layout = frame.drop_duplicates("layout").set_index("layout")["images"]
+        notes += ("Test images: " + "; ".join(f"{layout}: {images}" for layout, images in by_layout.items()) + ".",)
     return ReportTable(stem, "The label-noise lab: each method against B and the clean-label ceiling.",
                        frame, display, notes)
 
