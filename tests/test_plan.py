@@ -12,6 +12,7 @@ from paperkit.config import PAPER_REFERENCES, PROFILES, REAL_ABLATION_REFERENCES
 from paperkit.orchestration import cli
 from paperkit.paths import RunPaths
 from paperkit.pipeline import plan
+from paperkit.pipeline.specs import extra_draw_seed
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -209,3 +210,13 @@ def test_a_two_network_method_costs_two_steps():
     one = plan.PlannedRun("09", "lab", "nih", "nih", "B-s0", "a", "B", 0, epochs=2)
     pair = dataclasses.replace(one, changes=(("method", "coteaching"),))
     assert plan.estimate(pair, size, rates, 32)[0] == pytest.approx(2 * plan.estimate(one, size, rates, 32)[0])
+
+
+@pytest.mark.parametrize("extra", [0, 60])
+def test_the_second_test_draw_is_a_data_step_of_06(extra):
+    cfg = resolve("smoke", {"extra_test_images": extra})
+    steps = [s for s in plan.build_plan(cfg, None).steps if "second test draw" in s.what]
+    keys = {f"benchmark/{layout}-seed{plan_seed}" for layout in cfg.layouts
+            for plan_seed in [extra_draw_seed(cfg.benchmark_seed)]}
+    assert {s.folder for s in steps} == (keys if extra else set())
+    assert all(s.notebook == "06" and s.what.startswith(f"render {extra} ") for s in steps)

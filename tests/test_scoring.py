@@ -11,6 +11,7 @@ from paperkit.evaluation.verdict import headline_gain, seed_mean_gain
 from paperkit.paths import RunPaths
 from paperkit.pipeline import experiment as ex
 from paperkit.pipeline import scoring
+from paperkit.pipeline.specs import extra_draw_seed
 
 
 @pytest.fixture(scope="module", params=["nih", "chexpert"])
@@ -26,9 +27,9 @@ def drawn(request, tmp_path_factory):
 
 
 def test_second_draw_seed_is_its_own_and_reproducible() -> None:
-    seeds = {scoring.extra_draw_seed(s) for s in (0, 1, 20261202)}
+    seeds = {extra_draw_seed(s) for s in (0, 1, 20261202)}
     assert len(seeds) == 3 and not seeds & {0, 1, 20261202}
-    assert scoring.extra_draw_seed(20261202) == scoring.extra_draw_seed(20261202)
+    assert extra_draw_seed(20261202) == extra_draw_seed(20261202)
 
 
 def test_scoring_set_is_the_test_split_then_every_image_of_the_second_draw(drawn) -> None:

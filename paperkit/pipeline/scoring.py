@@ -7,8 +7,8 @@ Why: the verdict's CI resamples test patients as well as training seeds. On the 
 pass; training a seed costs minutes. So the benchmark renders more test patients instead.
 
 The second draw comes from the same generator (NIH's statistics, the same findings and noise model)
-under its own seed (:func:`extra_draw_seed`): new patients from the same population, all of whose
-images are test images (the draw's own train/validation/test split is not used), scored against
+under its own seed (:func:`paperkit.pipeline.specs.extra_draw_seed`): new patients from the same
+population, all of whose images are test images (the draw's own train/validation/test split is not used), scored against
 their clean labels. Nothing a run trains or selects on changes, so every trained run stays valid and
 only predictions are added. Real data has no second draw: its test set is its test split.
 """
@@ -23,15 +23,11 @@ from paperkit.config import Profile
 from paperkit.evaluation.verdict import ScoredImages
 from paperkit.paths import RunPaths
 from paperkit.pipeline import experiment as ex
+from paperkit.pipeline.specs import extra_draw_seed
 from paperkit.training.loop import TrainResult
 
 #: The splits of the second draw, in the order its images are scored.
 _DRAW_SPLITS = ("train", "val", "test")
-
-
-def extra_draw_seed(benchmark_seed: int) -> int:
-    """The second draw's seed, derived from the benchmark's: each benchmark draw has its own extra patients."""
-    return int(np.random.SeedSequence([benchmark_seed, 1]).generate_state(1)[0])
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,12 @@ def dataset_key(cfg: Profile, layout: str, noise: float | None = None) -> str:
     return layout + ("" if noise is None else f"-noise{noise:g}") + (f"-seed{seed}" if seed else "")
 
 
+def extra_draw_seed(benchmark_seed: int) -> int:
+    """The seed of the benchmark's second draw of test patients (:mod:`paperkit.pipeline.scoring`), derived
+    from the benchmark's: each benchmark draw has its own extra patients."""
+    return int(np.random.SeedSequence([benchmark_seed, 1]).generate_state(1)[0])
+
+
 @dataclass(frozen=True)
 class SoftLabels:
     """Eq. 2's soft labels of one dataset: ``soft_labels/<folder>``, their identity and (once made) values

@@ -16,7 +16,7 @@ from paperkit.pipeline.plan.measure import probe, probe_device
 from paperkit.pipeline.plan.rates import Rates, nominal_rates
 from paperkit.pipeline.plan.requests import PlannedRun, _collect
 from paperkit.pipeline.plan.sizes import DataSize, data_sizes
-from paperkit.pipeline.specs import dataset_key
+from paperkit.pipeline.specs import dataset_key, extra_draw_seed
 from paperkit.pipeline.specs import layouts as profile_layouts
 from paperkit.training.workers import resolve_workers
 
@@ -164,6 +164,14 @@ def build_plan(cfg: Profile, paths: RunPaths | None = None, *, counted: Mapping[
         # a user's full-size files were not decoded by the probe: no rate for them
         add(notebook, f"cache {n or '?'} images at {cfg.resize} px", paths.image_cache(f"{key}-{cfg.resize}px"),
             n / rates.decode if n and rates and rates.decode else None)
+    if cfg.dataset == "benchmark" and cfg.extra_test_images:  # the verdict's extra test patients (06)
+        n, draw = cfg.extra_test_images, dataclasses.replace(cfg, benchmark_seed=extra_draw_seed(cfg.benchmark_seed))
+        for layout in profile_layouts(cfg):
+            key = dataset_key(draw, layout)
+            add("06", f"render {n} images of a second test draw", paths.benchmark / key,
+                n / rates.render if rates and rates.render else None)
+            add("06", f"cache {n} images at {cfg.resize} px", paths.image_cache(f"{key}-{cfg.resize}px"),
+                n / rates.decode if rates and rates.decode else None)
     for soft_set in collected.soft_sets.values():
         size, archs, models = sizes.get(soft_set.soft.folder.split("/")[0]), soft_set.archs, soft_set.models_per_arch
         known = size is not None and rates is not None and all(a in rates.infer for a in archs)
