@@ -169,3 +169,18 @@ def test_unfinished_runs_are_not_cached(tiny, tmp_path):
     assert predictions.run_identity(tmp_path) is None
     assert predictions.run_identity(run.run_dir, best_epoch=run.best_epoch + 1) is None  # model of another training
     assert predictions.run_identity(run.run_dir, best_epoch=run.best_epoch) is not None
+
+
+def test_last_epoch_predictions_are_stored_apart_from_the_chosen_epochs(tiny, monkeypatch):
+    """``last.pt``'s probabilities have their own folder: storing them keeps the chosen epoch's files,
+    and a second call loads them without loading the model."""
+    cfg, _, prep, run = tiny
+    rows = prep.rows("test")
+    ex.probabilities(cfg, run, prep, rows)
+    best_files = stored(run)
+    expected = predict(ex.load_model(run.run_dir, "last"), prep.images, rows, cfg.crop, batch_size=ex.PREDICT_BATCH,
+                       device=pick_device(cfg.device, 0))
+    np.testing.assert_array_equal(ex.last_epoch_probabilities(cfg, run, prep, rows), expected)
+    assert stored(run) == best_files and len(list((run.run_dir / predictions.FOLDER / "last").glob("*.npy"))) == 1
+    monkeypatch.setattr(ex, "load_model", lambda *a, **k: pytest.fail("a stored prediction loaded the model"))
+    np.testing.assert_array_equal(ex.last_epoch_probabilities(cfg, run, prep, rows), expected)

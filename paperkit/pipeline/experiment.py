@@ -375,9 +375,15 @@ def probabilities(cfg: Profile, result: TrainResult | Path, prep: Prepared, rows
 
 def last_epoch_probabilities(cfg: Profile, result: TrainResult, prep: Prepared, rows: np.ndarray) -> np.ndarray:
     """Probabilities ``[n, C]`` of the run's model after its last epoch (``last.pt``), not the epoch
-    validation chose; not stored (a test split predicts in about a second)."""
-    model = load_model(result.run_dir, "last")
-    return predict(model, prep.images, rows, cfg.crop, batch_size=PREDICT_BATCH, device=pick_device(cfg.device, 0))
+    validation chose; stored beside :func:`probabilities`' under the same kind of key."""
+    device = pick_device(cfg.device, 0)
+
+    def compute() -> np.ndarray:
+        return predict(load_model(result.run_dir, "last"), prep.images, rows, cfg.crop, batch_size=PREDICT_BATCH,
+                       device=device)
+
+    return predictions.cached(result.run_dir, prep.images, rows, len(prep.classes), cfg.crop, PREDICT_BATCH, device,
+                              compute, checkpoint="last")
 
 
 def soft_labels(

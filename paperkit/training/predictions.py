@@ -1,10 +1,11 @@
 """A trained run's predictions on a set of rows, stored in its run folder so a rerun only loads them.
 
 ``<run_dir>/predictions/<run>-<query>.npy`` holds the float32 ``[n, C]`` probabilities of
-:func:`paperkit.pipeline.experiment.probabilities`. The name is the key:
+:func:`paperkit.pipeline.experiment.probabilities` (the model of the epoch validation chose, ``best.pt``);
+``<run_dir>/predictions/last/`` those of the last epoch's model (``last.pt``). The name is the key:
 
 - ``<run>``: the finished training, i.e. the bytes of the run's ``manifest.json`` (its content hash
-  over config and inputs, and when it finished) and the size and mtime of ``best.pt``. A retrained
+  over config and inputs, and when it finished) and the size and mtime of the checkpoint. A retrained
   run writes a new manifest (and checkpoint), so it never meets its old predictions; a run folder
   without a manifest (unfinished, or being retrained) is never cached.
 - ``<query>``: everything else the numbers depend on: the rows (in order), the image cache's
@@ -52,14 +53,15 @@ def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def run_identity(run_dir: str | Path, best_epoch: int | None = None) -> str | None:
-    """Identity of a finished run's best checkpoint, or ``None`` when it is not finished (nothing cached).
+def run_identity(run_dir: str | Path, best_epoch: int | None = None, checkpoint: str = "best") -> str | None:
+    """Identity of a finished run's ``checkpoint`` (``best`` or ``last``), or ``None`` when the run is not
+    finished (nothing cached).
 
     ``best_epoch``: the epoch the caller's model came from (a :class:`~paperkit.training.loop.TrainResult`'s);
     a manifest naming another epoch is a different training, so nothing is cached either.
     """
     run_dir = Path(run_dir)
-    manifest, best = read_manifest(run_dir), run_dir / "best.pt"
+    manifest, best = read_manifest(run_dir), run_dir / f"{checkpoint}.pt"
     if manifest is None or not best.is_file():
         return None
     if best_epoch is not None and manifest.get("summary", {}).get("best_epoch") != best_epoch:
@@ -116,21 +118,25 @@ def save(path: Path, probs: np.ndarray, run: str) -> None:
 
 
 def cached(run_dir: str | Path, images: Any, rows: np.ndarray, n_classes: int, crop: int, batch_size: int,
-           device: torch.device, compute: Callable[[], np.ndarray], best_epoch: int | None = None) -> np.ndarray:
-    """``compute()``'s probabilities ``[len(rows), n_classes]``, loaded from the run folder when stored
-    under the same key (see the module docstring), else computed and stored."""
+           device: torch.device, compute: Callable[[], np.ndarray], best_epoch: int | None = None,
+           checkpoint: str = "best") -> np.ndarray:
+    """``compute()``'s probabilities ``[len(rows), n_classes]`` with the model of ``checkpoint`` (``best`` or
+    ``last``), loaded from the run folder when stored under the same key (see the module docstring),
+    else computed and stored."""
     rows = np.asarray(rows)
-    run = run_identity(run_dir, best_epoch)
+    run = run_identity(run_dir, best_epoch, checkpoint)
     query = query_identity(images, rows, crop, batch_size, device) if run is not None and len(rows) else None
     if query is None:
         return compute()
-    path = Path(run_dir) / FOLDER / f"{run}-{query}.npy"
+    folder = Path(run_dir) / FOLDER / ("" if checkpoint == "best" else checkpoint)
+    path = folder / f"{run}-{query}.npy"
     probs = load(path, (len(rows), n_classes))
     if probs is not None:
         return probs
     probs = compute()
     # store only what belongs to the key: the run was not retrained meanwhile, the shape is as promised
-    if run_identity(run_dir, best_epoch) == run and probs.dtype == np.float32 and probs.shape == (len(rows), n_classes):
+    unchanged = run_identity(run_dir, best_epoch, checkpoint) == run
+    if unchanged and probs.dtype == np.float32 and probs.shape == (len(rows), n_classes):
         try:
             save(path, probs, run)
         except OSError:  # a read-only results folder still predicts, it only cannot remember
