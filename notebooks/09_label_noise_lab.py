@@ -36,7 +36,9 @@
 # with it, by the mined-label validation AUC that chooses every run's epoch, before any test score is
 # read; the other seeds train with it. The authors' default is reported beside it. Noise levels: the
 # measured NIH report-mining rates (1x), none (0x) and twice them (2x); every seed at 1x, the first
-# seed at 0x and 2x. The `lab` profile runs it (`bash run_all.sh --profile lab`); other profiles list
+# seed at 0x and 2x. Every method is scored as the verdict of notebook 06 scores B+MODL+KNNS: on the
+# test split and the second draw of test patients, each run at the epoch `score_epoch` names (its last
+# by default). The `lab` profile runs it (`bash run_all.sh --profile lab`); other profiles list
 # no lab methods and skip it. `paperkit.pipeline.lab` holds the rules.
 
 # %% [markdown]
@@ -71,7 +73,7 @@ lab_cells = [lab.run_cell(cfg, paths, layout, noise)
              for layout in ex.layouts(cfg) for noise in lab.noise_levels(cfg)] if cfg.lab_methods else []
 if lab_cells:
     lab_results = lab.lab_frame(lab_cells, [lab.score_cell(cfg, cell) for cell in lab_cells])
-    show_table(report.lab_table(lab_results))
+    show_table(report.lab_table(lab_results, score_epoch=cfg.score_epoch))
     show_figure(figures.lab_forest(lab_results, paths.figures))
     show_table(report.lab_grid_table(pd.concat([cell.grid for cell in lab_cells], ignore_index=True)))
 else:
@@ -105,6 +107,6 @@ if train_own_method and cfg.lab_methods:
     own_cfg = lab.with_method(cfg, "symmetric_ce")
     own_cell = lab.run_cell(own_cfg, paths, ex.layouts(cfg)[0], cfg.noise)
     own_results = lab.lab_frame([own_cell], [lab.score_cell(own_cfg, own_cell)])
-    show_table(report.lab_table(own_results, stem="lab_own_method"))
+    show_table(report.lab_table(own_results, stem="lab_own_method", score_epoch=cfg.score_epoch))
 else:
     print("registered symmetric_ce; set train_own_method = True (lab profile) to train it in the lab")

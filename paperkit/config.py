@@ -118,6 +118,10 @@ class Profile:
     knns_mode: str = "faithful"  # faithful | efficient
     knns_k_reduction: str = "sum"  # sum (eq. 1: γ·Σ_k) | mean (γ·mean_k, K-independent weight)
     k_sweep: tuple[int, ...] = (3, 5, 7, 9, 11)
+    # --- scoring (the paper names no rule for the epoch it reports) --------------------------
+    # the epoch at which the seed-mean verdict, its spread and the lab score each run: "last", chosen on
+    # the development draw by B alone (scripts/epoch_rule.py), or "best" (validation's choice, best.pt)
+    score_epoch: str = "last"
     # --- ablations beyond the paper's tables (notebook 06) -----------------------------------
     ablation_seeds: int = 0  # how many of `seeds` the B+MODL and B+KNNS rows use; 0 = all
     teaching: tuple[str, ...] = TEACHING  # which teaching ablations notebook 06 runs (see TEACHING)
@@ -311,6 +315,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "head": ("avg", "pcam"),
     "kl_form": ("bernoulli", "as_printed"),
     "knns_mode": ("faithful", "efficient"),
+    "score_epoch": ("last", "best"),
     "knns_k_reduction": ("sum", "mean"),
     "device": ("auto", "cpu", "cuda"),
     "missing": ("error", "skip"),

@@ -8,7 +8,7 @@ import pytest
 from paperkit.config import PROFILES, Profile, apply_overrides, get_profile
 from paperkit.pipeline import deviations as dv
 
-ALWAYS = {"kl_form", "head", "flip", "best_epoch", "loss_reduction", "bootstrap", "amp"}
+ALWAYS = {"kl_form", "head", "flip", "best_epoch", "score_epoch", "loss_reduction", "bootstrap", "amp"}
 
 
 def _fields(profile: Profile, kind: str = "setting") -> set[str]:

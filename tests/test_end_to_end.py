@@ -31,7 +31,9 @@ TABLES = {
     "ablation_faithful_vs_efficient.csv": None,
     "ablation_noise_lambda_grid.csv": None,
     "verdict.csv": None,
-    "verdict_last_epoch.csv": None,
+    "verdict_best_epoch.csv": None,
+    "seed_spread_nih.csv": None,
+    "seed_spread_best_epoch_chexpert.csv": None,
     "ensembles_noise_cost.csv": None,
     "ensembles_gain_by_labels.csv": None,
     "headline_gain_nih.csv": None,
@@ -257,3 +259,12 @@ def test_plan_lists_exactly_the_runs_trained(smoke_run):
     assert {r["folder"] for r in saved["runs"]} == planned
     assert saved["rates"]["device"] == "cpu" and saved["total_seconds"] > 0
     assert "- plan (plan.json): " in (smoke_run / "REPORT.md").read_text()
+
+
+def test_verdict_scores_the_second_draw_at_the_last_epoch(smoke_run):
+    """The smoke profile's verdict scores its test split and its second draw, each run at its last epoch
+    (the default score_epoch); the other reading is written beside it."""
+    verdict = pd.read_csv(smoke_run / "tables" / "verdict.csv")
+    assert verdict["images"].str.contains("second draw").all()
+    assert "last epoch" in (smoke_run / "tables" / "verdict.md").read_text()
+    assert "epoch validation chose" in (smoke_run / "tables" / "verdict_best_epoch.md").read_text()

@@ -303,16 +303,20 @@ def seeds_for_half_width(per_seed_sd: float, half_width: float = 0.5, z: float =
 def seed_spread(
     test: ScoredImages,
     probs: Mapping[int, Mapping[str, np.ndarray]],
-    best_epochs: Mapping[int, Mapping[str, int]],
+    best_epochs: Mapping[int, Mapping[str, int]] | None = None,
     model: str = "B+MODL+KNNS",
     reference: str = "B",
     ceiling: str | None = None,
+    stem: str = "",
+    scored: str = "",
 ) -> ReportTable:
-    """Why the seed-mean gain's CI is wide: per seed, each model's mean test AUC and chosen epoch.
+    """Why the seed-mean gain's CI is wide: per seed, each model's mean test AUC (and, given
+    ``best_epochs``, the epoch validation chose: the probabilities are that epoch's).
 
     The sd row shows whose AUC moves from seed to seed; ``corr`` is the correlation over seeds of
     ``reference``'s and ``model``'s AUC (paired runs share initialisation and batch order: a high
-    correlation would cancel in the gain). ``probs`` and ``best_epochs`` are ``{seed: {model: ...}}``.
+    correlation would cancel in the gain). ``probs`` and ``best_epochs`` are ``{seed: {model: ...}}``;
+    ``stem`` (default ``seed_spread_<layout>``) and ``scored`` (appended to the caption) name a reading.
     """
     rows = []
     names = [reference, model] + ([ceiling] if ceiling and all(ceiling in p for p in probs.values()) else [])
@@ -320,7 +324,8 @@ def seed_spread(
         row = {"seed": str(s)}
         for m in names:
             row[m] = mean_auc(test.labels, by_model[m][:, test.eval_columns], test.eval_classes)
-            row[f"epoch {m}"] = best_epochs[s][m]
+            if best_epochs is not None:
+                row[f"epoch {m}"] = best_epochs[s][m]
         row["gain"] = row[model] - row[reference]
         rows.append(row)
     tidy = pd.DataFrame(rows)
@@ -336,9 +341,10 @@ def seed_spread(
             ("" if pd.isna(v) else ("{:.2f}" if seed == "sd over seeds" else fmt).format(v))
             for seed, v in display[column].items()
         ]
+    epochs = ("; 'epoch' is the epoch validation chose (mined labels; the ceiling's: clean labels)"
+              if best_epochs is not None else "")
     notes = (
-        f"Mean AUC (%) on the test labels of {test.name}; 'epoch' is the epoch validation chose (mined labels; "
-        "the ceiling's: clean labels). "
+        f"Mean AUC (%) on the test labels of {test.name}{epochs}. "
         f"Correlation over seeds of {reference} and {model}: {corr:+.2f}.",
     )
     if needed:
@@ -346,6 +352,6 @@ def seed_spread(
             f"From the seeds' spread alone (sd of the gain {sd['gain']:.2f}), a CI half-width of 0.5 needs about "
             f"{needed} seeds ((1.96 sd / 0.5)^2); the test patients' share comes on top.",
         )
-    return ReportTable(
-        f"seed_spread_{test.layout}", f"Per-seed AUC and chosen epoch, {test.layout} layout.", tidy, display, notes
-    )
+    what = "Per-seed AUC and chosen epoch" if best_epochs is not None else "Per-seed AUC"
+    return ReportTable(stem or f"seed_spread_{test.layout}", f"{what}, {test.layout} layout{scored}.", tidy, display,
+                       notes)

@@ -4,7 +4,8 @@ Per layout and label-noise level (the profile's ``noise``, the measured rates, a
 ``noise_sweep``: none, twice them), every method trains the target on the same images, seeds,
 schedule and batch order as B, and is scored on the clean test labels against B and the clean-label
 ceiling: its gain, and the share of the noise's cost it wins back, with the verdict's seeds x
-patients bootstrap CIs (:func:`paperkit.evaluation.verdict.seed_mean_gain`).
+patients bootstrap CIs (:func:`paperkit.evaluation.verdict.seed_mean_gain`), on the verdict's test images
+(:mod:`paperkit.pipeline.scoring`) and at the verdict's epoch (the profile's ``score_epoch``).
 
 The rules that make the comparison fair:
 
@@ -124,7 +125,7 @@ class LabCell:
     noise: float
     prep: ex.Prepared
     test: scoring.ScoringSet  # the verdict's test images (paperkit.pipeline.scoring)
-    probs: dict[int, dict[str, np.ndarray]]  # seed -> row -> [n_test, C] probabilities on ``test``
+    probs: dict[int, dict[str, np.ndarray]]  # seed -> row -> [n_test, C] on ``test``, at the profile's score_epoch
     grid: pd.DataFrame  # method, value, default, chosen, val_auc (mined labels), test_auc (clean; first seed)
 
 
@@ -139,10 +140,11 @@ def run_cell(cfg: Profile, paths: RunPaths, layout: str, noise: float) -> LabCel
     pools = ex.pools(cfg, paths, prep, soft, cfg.k)
     trials, grid_requests, _, _ = cell_requests(cfg, prep, soft, pools, base, noise)
     grid_runs = ex.train_runs(cfg, paths, grid_requests)
-    test = scoring.scoring_set(cfg, paths, prep)
+    test, last_epoch = scoring.scoring_set(cfg, paths, prep), cfg.score_epoch == "last"
     grid = pd.DataFrame([
         {"method": name, "value": value, "val_auc": 100 * run.best_auc,
-         "test_auc": mean_auc(test.labels, test.probabilities(cfg, run)[:, test.eval_columns], test.eval_classes)}
+         "test_auc": mean_auc(test.labels, test.probabilities(cfg, run, last_epoch)[:, test.eval_columns],
+                              test.eval_classes)}
         for (name, value), run in zip(trials, grid_runs)
     ])
     chosen = {name: rows.loc[rows["val_auc"].idxmax(), "value"] for name, rows in grid.groupby("method", sort=False)}
@@ -153,7 +155,7 @@ def run_cell(cfg: Profile, paths: RunPaths, layout: str, noise: float) -> LabCel
     _, _, keys, requests = cell_requests(cfg, prep, soft, pools, base, noise, chosen)
     probs: dict[int, dict[str, np.ndarray]] = {}
     for (seed, name), run in zip(keys, ex.train_runs(cfg, paths, requests)):
-        probs.setdefault(seed, {})[name] = test.probabilities(cfg, run)
+        probs.setdefault(seed, {})[name] = test.probabilities(cfg, run, last_epoch)
     grid.insert(0, "noise", noise)
     grid.insert(0, "layout", layout)
     return LabCell(layout, noise, prep, test, probs, grid)

@@ -19,11 +19,11 @@ def _recovered(row: pd.Series) -> str:
     return _ci(row["recovered"], row["recovered_low"], row["recovered_high"], 100, "{:.0f} %")
 
 
-def lab_table(frame: pd.DataFrame, labels: str = "clean", stem: str = "lab") -> ReportTable:
+def lab_table(frame: pd.DataFrame, labels: str = "clean", stem: str = "lab", score_epoch: str = "last") -> ReportTable:
     """One row per layout, noise level and method: mean AUC, gain over B, recovered share (95 % CIs).
 
     ``frame`` is :func:`paperkit.pipeline.lab.lab_frame`'s (``labels``: the test labels scored; ``stem``: the
-    files' name)."""
+    files' name; ``score_epoch``: the epoch each run was scored at, the profile's)."""
     display = pd.DataFrame({
         "layout": frame["layout"],
         "noise": frame["noise"].map("{:g}x".format),
@@ -38,7 +38,8 @@ def lab_table(frame: pd.DataFrame, labels: str = "clean", stem: str = "lab") -> 
     notes = (
         f"Mean AUC (%) on the {labels} test labels, averaged over training seeds; CIs resample seeds and test "
         "patients together (paperkit.evaluation.verdict.seed_mean_gain). Every method trains the target on the "
-        "same images, seeds, schedule and batch order as B.",
+        "same images, seeds, schedule and batch order as B; each run is scored at "
+        + ("its last epoch." if score_epoch == "last" else "the epoch validation chose."),
         "Recovered = (method − B) / (ceiling − B), the ceiling being the target trained on the clean labels; n/a "
         "where the noise cost's CI includes 0 (at noise 0 there is nothing to win back).",
         "Setting: the value of the method's grid with the best mined-label validation AUC on the first seed, "
