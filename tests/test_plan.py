@@ -220,3 +220,15 @@ def test_the_second_test_draw_is_a_data_step_of_06(extra):
             for plan_seed in [extra_draw_seed(cfg.benchmark_seed)]}
     assert {s.folder for s in steps} == (keys if extra else set())
     assert all(s.notebook == "06" and s.what.startswith(f"render {extra} ") for s in steps)
+
+
+def test_cpu_story_leaves_the_teaching_runs_to_teach_and_the_extra_seeds_to_verdict():
+    """The cpu profile's runs are part of each profile that shares its folder; faithful KNNS and 07's
+    clean-label references are teach's, seeds 3-9 of the headline and ceiling the verdict profile's."""
+    folders = {name: {r.folder for r in plan.planned_runs(get_profile(name))} for name in ("cpu", "teach", "verdict")}
+    purposes = {name: {r.purpose for r in plan.planned_runs(get_profile(name))} for name in ("cpu", "teach")}
+    assert folders["cpu"] < folders["teach"] and folders["cpu"] < folders["verdict"]
+    assert {"faithful vs efficient", "clean-label references"} <= purposes["teach"] - purposes["cpu"]
+    extra = [r for r in plan.planned_runs(get_profile("verdict")) if r.folder not in folders["cpu"]]
+    assert len(extra) == 7 * 3 * 2  # seeds 3-9: B, B+MODL+KNNS and the ceiling on both layouts
+    assert {r.purpose for r in extra} == {"headline", "clean-label ceiling"}

@@ -131,8 +131,9 @@ def _collect(cfg: Profile) -> _Runs:
     layout = sections.ablation_layout(cfg)
     _method_ablations(cfg, runs, first, *inputs[layout])
     _teacher_ablations(cfg, runs, layout, first)
-    runs.add_requests("07", "clean-label references",  # 07: are ensembles misled less by the noise?
-                      sections.clean_references(cfg, inputs[sections.ensemble_layout(cfg)][0]))
+    if "clean_references" in cfg.teaching:  # 07: are ensembles misled less by the noise?
+        runs.add_requests("07", "clean-label references",
+                          sections.clean_references(cfg, inputs[sections.ensemble_layout(cfg)][0]))
     _lab(cfg, runs)
     return runs
 
