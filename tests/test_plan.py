@@ -12,7 +12,7 @@ from paperkit.config import PAPER_REFERENCES, PROFILES, REAL_ABLATION_REFERENCES
 from paperkit.orchestration import cli
 from paperkit.paths import RunPaths
 from paperkit.pipeline import plan
-from paperkit.pipeline.specs import extra_draw_seed
+from paperkit.pipeline.specs import extra_draw_profile
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
@@ -216,8 +216,7 @@ def test_a_two_network_method_costs_two_steps():
 def test_the_second_test_draw_is_a_data_step_of_06(extra):
     cfg = resolve("smoke", {"extra_test_images": extra})
     steps = [s for s in plan.build_plan(cfg, None).steps if "second test draw" in s.what]
-    keys = {f"benchmark/{layout}-seed{plan_seed}" for layout in cfg.layouts
-            for plan_seed in [extra_draw_seed(cfg.benchmark_seed)]}
+    keys = {f"benchmark/{layout}-seed{extra_draw_profile(cfg).benchmark_seed}" for layout in cfg.layouts}
     assert {s.folder for s in steps} == (keys if extra else set())
     assert all(s.notebook == "06" and s.what.startswith(f"render {extra} ") for s in steps)
 

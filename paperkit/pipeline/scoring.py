@@ -14,7 +14,6 @@ only predictions are added. Real data has no second draw: its test set is its te
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +22,7 @@ from paperkit.config import Profile
 from paperkit.evaluation.verdict import ScoredImages
 from paperkit.paths import RunPaths
 from paperkit.pipeline import experiment as ex
-from paperkit.pipeline.specs import extra_draw_seed
+from paperkit.pipeline.specs import extra_draw_profile
 from paperkit.training.loop import TrainResult
 
 #: The splits of the second draw, in the order its images are scored.
@@ -57,8 +56,7 @@ def extra_draw(cfg: Profile, paths: RunPaths, layout: str) -> ex.Prepared | None
     profile has none (``extra_test_images`` 0, or real data)."""
     if cfg.dataset != "benchmark" or not cfg.extra_test_images:
         return None
-    draw = dataclasses.replace(cfg, n_images=cfg.extra_test_images, benchmark_seed=extra_draw_seed(cfg.benchmark_seed))
-    return ex.prepare(draw, paths, layout)
+    return ex.prepare(extra_draw_profile(cfg), paths, layout)
 
 
 def scoring_set(cfg: Profile, paths: RunPaths, prep: ex.Prepared) -> ScoringSet:

@@ -60,10 +60,17 @@ def dataset_key(cfg: Profile, layout: str, noise: float | None = None) -> str:
     return layout + ("" if noise is None else f"-noise{noise:g}") + (f"-seed{seed}" if seed else "")
 
 
-def extra_draw_seed(benchmark_seed: int) -> int:
-    """The seed of the benchmark's second draw of test patients (:mod:`paperkit.pipeline.scoring`), derived
-    from the benchmark's: each benchmark draw has its own extra patients."""
-    return int(np.random.SeedSequence([benchmark_seed, 1]).generate_state(1)[0])
+def extra_draw_seed(benchmark_seed: int, n_images: int) -> int:
+    """The seed of the benchmark's second draw of ``n_images`` test patients' images
+    (:mod:`paperkit.pipeline.scoring`), derived from the benchmark's: each benchmark draw has its own extra
+    patients, and profiles that share a results folder with other sizes draw into folders of their own."""
+    return int(np.random.SeedSequence([benchmark_seed, 1, n_images]).generate_state(1)[0])
+
+
+def extra_draw_profile(cfg: Profile) -> Profile:
+    """``cfg`` as the generator of its second test draw: ``extra_test_images`` images under their own seed."""
+    return dataclasses.replace(cfg, n_images=cfg.extra_test_images,
+                               benchmark_seed=extra_draw_seed(cfg.benchmark_seed, cfg.extra_test_images))
 
 
 @dataclass(frozen=True)

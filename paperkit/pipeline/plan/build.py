@@ -16,7 +16,7 @@ from paperkit.pipeline.plan.measure import probe, probe_device
 from paperkit.pipeline.plan.rates import Rates, nominal_rates
 from paperkit.pipeline.plan.requests import PlannedRun, _collect
 from paperkit.pipeline.plan.sizes import DataSize, data_sizes
-from paperkit.pipeline.specs import dataset_key, extra_draw_seed
+from paperkit.pipeline.specs import dataset_key, extra_draw_profile
 from paperkit.pipeline.specs import layouts as profile_layouts
 from paperkit.training.workers import resolve_workers
 
@@ -165,7 +165,7 @@ def build_plan(cfg: Profile, paths: RunPaths | None = None, *, counted: Mapping[
         add(notebook, f"cache {n or '?'} images at {cfg.resize} px", paths.image_cache(f"{key}-{cfg.resize}px"),
             n / rates.decode if n and rates and rates.decode else None)
     if cfg.dataset == "benchmark" and cfg.extra_test_images:  # the verdict's extra test patients (06)
-        n, draw = cfg.extra_test_images, dataclasses.replace(cfg, benchmark_seed=extra_draw_seed(cfg.benchmark_seed))
+        n, draw = cfg.extra_test_images, extra_draw_profile(cfg)
         for layout in profile_layouts(cfg):
             key = dataset_key(draw, layout)
             add("06", f"render {n} images of a second test draw", paths.benchmark / key,
