@@ -323,6 +323,8 @@ _LAB = replace(
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _TEACH, _VERDICT, _LAB, _GPU, _NIH, _CHEXPERT)}
+#: ``--profile``'s help text: every profile, the default named.
+PROFILE_HELP = " | ".join(f"{name} (default)" if name == "cpu" else name for name in PROFILES)
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "dataset": ("benchmark", "nih", "chexpert", "mimic"),

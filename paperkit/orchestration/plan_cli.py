@@ -5,13 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from paperkit.config import ConfigError, resolve
+from paperkit.config import PROFILE_HELP, ConfigError, resolve
 from paperkit.pipeline.plan.build import make_plan
 from paperkit.pipeline.plan.report import format_plan, summary_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="cpu", help="smoke | cpu (default) | teach | gpu | nih | chexpert")
+    parser.add_argument("--profile", default="cpu", help=PROFILE_HELP)
     parser.add_argument("--data-root", default="", help="your dataset root (nih/chexpert): counts its images")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                         help="override a profile field, as for `run`")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from paperkit import progress as live
 from paperkit.artifacts import FORCE_ENV, write_json
-from paperkit.config import ConfigError, Profile, resolve
+from paperkit.config import PROFILE_HELP, ConfigError, Profile, resolve
 from paperkit.orchestration.notebook_exec import NotebookFailed, execute, kernel_name
 from paperkit.paths import RunPaths, notebooks_dir
 
@@ -265,7 +265,7 @@ def _read_log(path: Path) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="cpu", help="smoke | cpu (default) | nih | chexpert")
+    parser.add_argument("--profile", default="cpu", help=PROFILE_HELP)
     parser.add_argument("--data-root", default="", help="your dataset root (nih/chexpert profiles)")
     parser.add_argument(
         "-p",
