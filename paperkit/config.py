@@ -304,8 +304,8 @@ _VERDICT = replace(
     _CPU,
     name="verdict",
     results_name="cpu",  # the cpu profile's seeds 0-2 are the verdict's first three
-    # the cpu profile's 5-seed verdict (2026-12-05, last epoch, 4,977 test images) reached ±0.53 (NIH) and ±0.46
-    # (CheXpert) with a gain sd over seeds of only 0.3-0.5: most of what is left is the test patients' share
+    # seeds 0-4 on 4,977 test images (2026-12-05, last epoch) reached ±0.53 (NIH) and ±0.46 (CheXpert) with a
+    # gain sd over seeds of only 0.3-0.5: most of what was left was the test patients' share
     seeds=tuple(range(10)),
     extra_test_images=12000,
     notes=_CPU.notes + " Trains B, B+MODL+KNNS and the ceiling on seeds 3-9 as well and scores them on 12,000 "

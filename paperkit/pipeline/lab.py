@@ -123,7 +123,6 @@ class LabCell:
 
     layout: str
     noise: float
-    prep: ex.Prepared
     test: scoring.ScoringSet  # the verdict's test images (paperkit.pipeline.scoring)
     probs: dict[int, dict[str, np.ndarray]]  # seed -> row -> [n_test, C] on ``test``, at the profile's score_epoch
     grid: pd.DataFrame  # method, value, default, chosen, val_auc (mined labels), test_auc (clean; first seed)
@@ -158,7 +157,7 @@ def run_cell(cfg: Profile, paths: RunPaths, layout: str, noise: float) -> LabCel
         probs.setdefault(seed, {})[name] = test.probabilities(cfg, run, last_epoch)
     grid.insert(0, "noise", noise)
     grid.insert(0, "layout", layout)
-    return LabCell(layout, noise, prep, test, probs, grid)
+    return LabCell(layout, noise, test, probs, grid)
 
 
 def score_cell(cfg: Profile, cell: LabCell) -> dict[str, SeedMeanGain]:
