@@ -88,6 +88,9 @@ class Tracker:
         Show a bar when nobody reads the status file (interactive use).
     initial
         Units already done (a resumed cache).
+    ends_task
+        Closing it ends the task, so the runner stops showing it (an image cache, a render); a training
+        run's epochs leave that to the loop (:func:`finish_task` after the last epoch).
     """
 
     task: str
@@ -98,6 +101,7 @@ class Tracker:
     after: int = 0
     show: bool = True
     initial: int = 0
+    ends_task: bool = True
 
     def __post_init__(self) -> None:
         self.done = self.initial
@@ -144,6 +148,8 @@ class Tracker:
         if self._bar is not None:
             self._bar.close()
         self._publish(force=True)
+        if self.ends_task and self._path is not None:
+            publish(self._path, {"task": None})
 
     def _publish(self, force: bool = False) -> None:
         if self._path is None:

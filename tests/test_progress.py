@@ -18,7 +18,7 @@ class Terminal(io.StringIO):
 def test_tracker_reports_to_the_status_file_without_a_bar(tmp_path, monkeypatch, capsys):
     status = tmp_path / "progress.json"
     monkeypatch.setenv(progress.STATUS_ENV, str(status))
-    bar = progress.Tracker("ref-densenet_tiny-s0 (nih)", "epoch 2/3", total=4, per_unit=32, after=4)
+    bar = progress.Tracker("ref-densenet_tiny-s0 (nih)", "epoch 2/3", total=4, per_unit=32, after=4, ends_task=False)
     bar.update(2)
     bar.close()  # close always writes, whatever the interval
     got = json.loads(status.read_text())
@@ -26,6 +26,17 @@ def test_tracker_reports_to_the_status_file_without_a_bar(tmp_path, monkeypatch,
     assert got["done"] == 2 and got["total"] == 4 and got["rate"] > 0 and got["eta_s"] > 0
     assert capsys.readouterr().err == ""  # no bar: nobody would see it
     progress.finish_task()
+    assert progress.describe(progress.read_status(status)) == ""
+
+
+def test_a_finished_cache_or_render_is_no_longer_shown(tmp_path, monkeypatch):
+    """A one-stage task ends when its tracker closes: the runner's next line says the notebook runs,
+    not the last image cache that finished minutes ago."""
+    status = tmp_path / "progress.json"
+    monkeypatch.setenv(progress.STATUS_ENV, str(status))
+    with progress.Tracker("cache nih-64px", "", total=3) as bar:
+        bar.update(3)
+        assert progress.describe(progress.read_status(status)).startswith("cache nih-64px")
     assert progress.describe(progress.read_status(status)) == ""
 
 

@@ -413,6 +413,7 @@ def _epoch_tracker(state: RunState, plan: EpochPlan, run_dir: Path, show: bool) 
         per_unit=state.config.batch_size,
         after=(epochs - state.epoch - 1) * plan.steps,
         show=show,
+        ends_task=False,
     )
 
 
