@@ -26,10 +26,9 @@ def drawn(request, tmp_path_factory):
     mp.undo()
 
 
-def test_second_draw_seed_is_its_own_and_reproducible() -> None:
+def test_second_draw_seed_differs_by_benchmark_and_size() -> None:
     seeds = {extra_draw_seed(s, n) for s in (0, 1, 20261202) for n in (4000, 12000)}
     assert len(seeds) == 6 and not seeds & {0, 1, 20261202}
-    assert extra_draw_seed(20261202, 4000) == extra_draw_seed(20261202, 4000)
 
 
 def test_scoring_set_is_the_test_split_then_every_image_of_the_second_draw(drawn) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from paperkit.evaluation import paper_numbers
 from paperkit.evaluation.metrics import macro_mean, per_class_auc
-from paperkit.evaluation.report import ReportTable
+from paperkit.evaluation.report.format import ReportTable, images_note
 from paperkit.evaluation.stats import bootstrap_aucs, patient_resample_counts, percentile_ci
 
 #: Layout -> the paper's table holding its B and B+MODL+KNNS rows.
@@ -266,8 +266,7 @@ def verdict_table(gains: Mapping[str, SeedMeanGain], model: str = "B+MODL+KNNS",
         f"Mean AUC (%) on the {labels} test labels, averaged over training seeds; the CI resamples seeds and test "
         f"patients together ({n_boot} two-level bootstrap resamples, paperkit.evaluation.verdict).",
     )
-    if any(g.images for g in gains.values()):
-        notes += ("Test images: " + "; ".join(f"{layout}: {g.images}" for layout, g in gains.items()) + ".",)
+    notes += images_note({layout: g.images for layout, g in gains.items()})
     if "ceiling" in tidy:
         notes += (
             "Ceiling: the target trained by BCE on the benchmark's clean training labels (same images, seeds, "

@@ -8,9 +8,9 @@ pass; training a seed costs minutes. So the benchmark renders more test patients
 
 The second draw comes from the same generator (NIH's statistics, the same findings and noise model)
 under its own seed (:func:`paperkit.pipeline.specs.extra_draw_seed`): new patients from the same
-population, all of whose images are test images (the draw's own train/validation/test split is not used), scored against
-their clean labels. Nothing a run trains or selects on changes, so every trained run stays valid and
-only predictions are added. Real data has no second draw: its test set is its test split.
+population, all of whose images are test images (the draw's own train/validation/test split is not
+used), scored against their clean labels. Nothing a run trains or selects on changes, so every
+trained run stays valid and only predictions are added. Real data has no second draw: its test set is its test split.
 """
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def split_only(prep: ex.Prepared) -> ScoringSet:
     """``prep``'s test split alone, scored against the labels of Tables 1-2 (clean where complete)."""
     rows = prep.rows("test")
     return ScoringSet(prep.layout, f"{prep.key} test split ({len(rows):,} images)", prep.labels("test"),
-                   prep.dataset.patient_ids[rows].astype(str), prep.eval_classes, prep.eval_columns,
-                   ((prep, rows),))
+                      prep.dataset.patient_ids[rows].astype(str), prep.eval_classes, prep.eval_columns,
+                      ((prep, rows),))
 
 
 def extra_draw(cfg: Profile, paths: RunPaths, layout: str) -> ex.Prepared | None:

@@ -61,12 +61,12 @@ def run_identity(run_dir: str | Path, best_epoch: int | None = None, checkpoint:
     a manifest naming another epoch is a different training, so nothing is cached either.
     """
     run_dir = Path(run_dir)
-    manifest, best = read_manifest(run_dir), run_dir / f"{checkpoint}.pt"
-    if manifest is None or not best.is_file():
+    manifest, saved = read_manifest(run_dir), run_dir / f"{checkpoint}.pt"
+    if manifest is None or not saved.is_file():
         return None
     if best_epoch is not None and manifest.get("summary", {}).get("best_epoch") != best_epoch:
         return None
-    stat = best.stat()
+    stat = saved.stat()
     h = hashlib.sha256(_file_sha(run_dir / MANIFEST).encode())
     h.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
     return h.hexdigest()[:16]

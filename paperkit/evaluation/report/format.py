@@ -81,6 +81,13 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def images_note(images: dict[str, str]) -> tuple[str, ...]:
+    """A table note naming the test images scored on each layout (``{layout: words}``); none when unnamed."""
+    if not any(images.values()):
+        return ()
+    return ("Test images: " + "; ".join(f"{layout}: {words}" for layout, words in images.items()) + ".",)
+
+
 def write_table(table: ReportTable, out_dir: str | Path) -> list[Path]:
     """Write ``<stem>.csv`` (tidy), ``<stem>.md`` and ``<stem>.tex`` (display) atomically."""
     out_dir = Path(out_dir)

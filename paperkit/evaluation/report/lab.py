@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from paperkit.evaluation.report.format import ReportTable
+from paperkit.evaluation.report.format import ReportTable, images_note
 
 
 def _ci(value: float, low: float, high: float, scale: float = 1.0, fmt: str = "{:+.2f}") -> str:
@@ -46,9 +46,8 @@ def lab_table(frame: pd.DataFrame, labels: str = "clean", stem: str = "lab", sco
         "chosen before any test score; 'first seed at default' is the test AUC at the authors' value.",
         "Noise: multiple of the measured NIH report-mining error rates; rows with 1 seed rest on one seed.",
     )
-    if "images" in frame and frame["images"].astype(bool).any():
-        by_layout = frame.drop_duplicates("layout").set_index("layout")["images"]
-        notes += ("Test images: " + "; ".join(f"{layout}: {images}" for layout, images in by_layout.items()) + ".",)
+    if "images" in frame:
+        notes += images_note(frame.drop_duplicates("layout").set_index("layout")["images"].to_dict())
     return ReportTable(stem, "The label-noise lab: each method against B and the clean-label ceiling.",
                        frame, display, notes)
 
