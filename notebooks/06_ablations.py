@@ -37,6 +37,7 @@ import functools
 from IPython.display import Markdown, display
 
 from paperkit.evaluation import figures, report, verdict
+from paperkit.evaluation.comparison_cache import cached_headline_gain
 from paperkit.evaluation.metrics import seed_summary
 from paperkit.notebook import setup, show_figure, show_table
 from paperkit.pipeline import ablations, scoring, sections
@@ -120,8 +121,9 @@ epochs = {layout: variant_runs(layout)[1] for layout in ex.layouts(cfg)}
 # choose is itself a noisy draw. The section after next gives the other reading.
 
 # %%
-gains = {layout: verdict.headline_gain(scoring_set(layout), verdict_probs(layout, LAST_EPOCH), cfg.bootstrap,
-                                       ceiling=CEILING) for layout in ex.layouts(cfg)}
+# the seeds x patients bootstrap is stored under the profile's evaluations/: a rerun loads it
+gains = {layout: cached_headline_gain(paths.evaluations, scoring_set(layout), verdict_probs(layout, LAST_EPOCH),
+                                      cfg.bootstrap, ceiling=CEILING) for layout in ex.layouts(cfg)}
 verdict_table = verdict.verdict_table(gains, labels=dataset(ex.layouts(cfg)[0])[0].label_source("test"),
                                       scored=READING)
 show_table(verdict_table)
@@ -155,8 +157,9 @@ for spread_layout in ex.layouts(cfg):
 OTHER = "best" if LAST_EPOCH else "last"
 other_reading = (", each run scored at the epoch validation chose" if LAST_EPOCH
                  else ", each run scored at its last epoch")
-other_gains = {layout: verdict.headline_gain(scoring_set(layout), verdict_probs(layout, not LAST_EPOCH),
-                                             cfg.bootstrap, ceiling=CEILING) for layout in ex.layouts(cfg)}
+other_gains = {layout: cached_headline_gain(paths.evaluations, scoring_set(layout),
+                                            verdict_probs(layout, not LAST_EPOCH), cfg.bootstrap, ceiling=CEILING)
+               for layout in ex.layouts(cfg)}
 show_table(verdict.verdict_table(other_gains, labels=dataset(ex.layouts(cfg)[0])[0].label_source("test"),
                                  stem=f"verdict_{OTHER}_epoch", scored=other_reading))
 for other_layout in ex.layouts(cfg):

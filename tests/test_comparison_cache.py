@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paperkit.evaluation.comparison_cache import cached_compare_models
+from paperkit.evaluation import comparison_cache
+from paperkit.evaluation.comparison_cache import cached_compare_models, cached_headline_gain
 from paperkit.evaluation.metrics import NotEvaluableWarning, compare_models
+from paperkit.evaluation.verdict import ScoredImages, headline_gain
 
 CLASSES = ("a", "b", "c")
 pytestmark = pytest.mark.filterwarnings(
@@ -122,3 +124,27 @@ def test_a_damaged_file_is_recomputed_and_replaced(tmp_path, damage):
     again, _ = call(tmp_path, y, scores, patients)
     assert_same(again, fresh)
     assert stored.stat().st_size > 100  # a good one replaced the damaged one
+
+
+def test_stored_headline_gain_equals_fresh_one_and_is_keyed_by_its_inputs(tmp_path, monkeypatch):
+    """The verdict's seeds x patients bootstrap, stored: the same result, computed once; other scores
+    or fewer resamples are new entries."""
+    rng = np.random.default_rng(3)
+    n = 60
+    y = (rng.random((n, 2)) < 0.4).astype(float)
+    test = ScoredImages("nih", "toy test images", y, np.array([f"p{i // 2}" for i in range(n)]), ("a", "b"),
+                        np.array([0, 1]))
+    probs = {s: {m: np.clip(y + rng.normal(0, 0.6 + 0.1 * k, y.shape), 0, 1) for k, m in enumerate(("B", "M"))}
+             for s in (0, 1)}
+    fresh = headline_gain(test, probs, 30, model="M")
+    stored = cached_headline_gain(tmp_path, test, probs, 30, model="M")
+    assert (stored.gain, stored.ci_low, stored.ci_high, stored.images) == (fresh.gain, fresh.ci_low, fresh.ci_high,
+                                                                           "toy test images")
+    assert len(list(tmp_path.glob("gain-*.pkl"))) == 1
+    with monkeypatch.context() as patched:
+        patched.setattr(comparison_cache, "headline_gain", lambda *a, **k: pytest.fail("a stored gain was recomputed"))
+        again = cached_headline_gain(tmp_path, test, probs, 30, model="M")
+    assert (again.gain, again.ci_low, again.ci_high) == (fresh.gain, fresh.ci_low, fresh.ci_high)
+    cached_headline_gain(tmp_path, test, probs, 20, model="M")
+    cached_headline_gain(tmp_path, test, {s: {"B": p["M"], "M": p["B"]} for s, p in probs.items()}, 30, model="M")
+    assert len(list(tmp_path.glob("gain-*.pkl"))) == 3

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from paperkit.config import Profile
-from paperkit.evaluation.verdict import SeedMeanGain, headline_gain, mean_auc
+from paperkit.evaluation.comparison_cache import cached_headline_gain
+from paperkit.evaluation.verdict import SeedMeanGain, mean_auc
 from paperkit.method.noisy_losses import get_method
 from paperkit.paths import RunPaths
 from paperkit.pipeline import experiment as ex
@@ -162,7 +163,8 @@ def run_cell(cfg: Profile, paths: RunPaths, layout: str, noise: float) -> LabCel
 
 def score_cell(cfg: Profile, cell: LabCell) -> dict[str, SeedMeanGain]:
     """Each method's seed-mean gain over B, noise cost and recovered share, seeds x patients bootstrap."""
-    return {m.name: headline_gain(cell.test, cell.probs, cfg.bootstrap, model=m.name, ceiling=CEILING)
+    stored = RunPaths.for_profile(cfg).evaluations  # a rerun loads the bootstraps
+    return {m.name: cached_headline_gain(stored, cell.test, cell.probs, cfg.bootstrap, model=m.name, ceiling=CEILING)
             for m in lab_methods(cfg)}
 
 
