@@ -1,5 +1,11 @@
 # ---
 # jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python (paperkit)
 #     language: python
@@ -41,17 +47,24 @@ from paperkit.evaluation import report
 from paperkit.method.soft_labels import average_predictions
 from paperkit.notebook import setup, show_figure
 from paperkit.pipeline import experiment as ex
+from paperkit.pipeline import sections
 
 cfg, paths = setup(profile, data_root, overrides, notebook="02")
 print("references:", ", ".join(cfg.reference_archs))
 
 
 @functools.cache
+def trained_references():
+    """Every layout's data and references, trained (or, once finished, only loaded) once, in one call:
+    `workers` runs at once over both layouts, the same architecture's two runs side by side."""
+    preps = {layout: ex.prepare(cfg, paths, layout) for layout in ex.layouts(cfg)}
+    runs = ex.train_grouped(cfg, paths, {layout: sections.references(cfg, prep) for layout, prep in preps.items()})
+    return {layout: (preps[layout], dict(zip(cfg.reference_archs, runs[layout]))) for layout in preps}
+
+
 def references(layout):
-    """One layout's data and its references, trained (or, once finished, only loaded) once; each
-    section asks for what it needs."""
-    prep = ex.prepare(cfg, paths, layout)
-    return prep, ex.train_references(cfg, paths, prep, seed=0)
+    """One layout's data and its references, `(prep, {arch: run})`; each section asks for what it needs."""
+    return trained_references()[layout]
 
 # %% [markdown]
 # ## Train the references (resumable: finished runs are loaded, interrupted ones resume)

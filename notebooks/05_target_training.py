@@ -1,5 +1,11 @@
 # ---
 # jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python (paperkit)
 #     language: python
@@ -59,12 +65,18 @@ print(f"λ={cfg.lambda_modl} γ={cfg.gamma_knns} K={cfg.k} ({cfg.knns_k_reductio
 
 
 @functools.cache
+def trained_headline():
+    """B and B+MODL+KNNS on every seed of every layout, trained (or, once finished, only loaded) once, in
+    one call: `workers` runs at once over both layouts."""
+    requests = {layout: sections.headline(cfg, *ex.method_inputs(cfg, paths, layout))  # notebooks 01-04's outputs
+                for layout in ex.layouts(cfg)}
+    runs = ex.train_grouped(cfg, paths, requests)
+    return {layout: dict(zip([(r.variant, r.seed) for r in requests[layout]], runs[layout])) for layout in requests}
+
+
 def headline_runs(layout):
-    """B and B+MODL+KNNS on every seed of one layout as `{(variant, seed): run}`, trained (or, once
-    finished, only loaded) once, `workers` runs at once; each section asks for what it needs."""
-    prep, soft, pool = ex.method_inputs(cfg, paths, layout)  # notebooks 01-04's outputs, loaded
-    requests = sections.headline(cfg, prep, soft, pool)  # B and B+MODL+KNNS on every seed
-    return dict(zip([(r.variant, r.seed) for r in requests], ex.train_runs(cfg, paths, requests)))
+    """One layout's B and B+MODL+KNNS as `{(variant, seed): run}`; each section asks for what it needs."""
+    return trained_headline()[layout]
 
 # %% [markdown]
 # ## Train the target, and the baseline B with the same seed and batch order
@@ -86,10 +98,10 @@ for layout in ex.layouts(cfg):
 # Real data has no clean training labels, so no ceiling (`paperkit.pipeline.ceiling`).
 
 # %%
-ceilings = {}
-for ceiling_layout in ex.layouts(cfg):
-    clean_requests = sections.ceiling(cfg, ex.method_inputs(cfg, paths, ceiling_layout)[0])  # [] on real data
-    ceilings.update(zip([(ceiling_layout, r.seed) for r in clean_requests], ex.train_runs(cfg, paths, clean_requests)))
+clean_requests = {layout: sections.ceiling(cfg, ex.method_inputs(cfg, paths, layout)[0])  # [] on real data
+                  for layout in ex.layouts(cfg)}
+ceilings = {(layout, r.seed): run for layout, runs in ex.train_grouped(cfg, paths, clean_requests).items()
+            for r, run in zip(clean_requests[layout], runs)}
 print(
     f"{len(ceilings)} ceiling run(s):", ", ".join(f"{lay} seed {s}" for lay, s in ceilings) or "none (real data)"
 )

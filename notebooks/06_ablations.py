@@ -55,17 +55,27 @@ dataset = functools.cache(functools.partial(ex.method_inputs, cfg, paths))
 
 
 @functools.cache
+def trained_variants():
+    """The first section's runs on every layout as `{layout: [((seed, variant), run)]}`, trained (or, once
+    finished, only loaded) once, in one call: `workers` runs at once over both layouts."""
+    keyed = {}
+    for layout in ex.layouts(cfg):
+        prep, soft, pool = dataset(layout)
+        requests = sections.table_rows(cfg, prep, soft, pool)  # the four variants on the first seeds
+        ceiling = sections.ceiling(cfg, prep)  # [] on real data
+        keyed[layout] = [((r.seed, r.variant), r) for r in requests] + [((r.seed, CEILING), r) for r in ceiling]
+    runs = ex.train_grouped(cfg, paths, {layout: [r for _, r in pairs] for layout, pairs in keyed.items()})
+    return {layout: [(key, run) for (key, _), run in zip(pairs, runs[layout])] for layout, pairs in keyed.items()}
+
+
+@functools.cache
 def variant_runs(layout):
-    """The first section's runs on one layout, trained (or, once finished, only loaded): the test
-    probabilities, the epoch validation chose and the run, each as `[seed][variant]`. Each section asks
-    for what it needs itself; in a run of the whole notebook the runs are loaded once."""
-    prep, soft, pool = dataset(layout)
-    requests = sections.table_rows(cfg, prep, soft, pool)  # the four variants on the first seeds
-    ceiling = sections.ceiling(cfg, prep)  # [] on real data
-    keys = [(r.seed, r.variant) for r in requests] + [(r.seed, CEILING) for r in ceiling]
-    runs = ex.train_runs(cfg, paths, requests + ceiling)
+    """The first section's runs on one layout: the test probabilities, the epoch validation chose and the
+    run, each as `[seed][variant]`. Each section asks for what it needs itself; in a run of the whole
+    notebook the runs are loaded once."""
+    prep = dataset(layout)[0]
     probs, epochs, by_seed = {s: {} for s in cfg.seeds}, {s: {} for s in cfg.seeds}, {s: {} for s in cfg.seeds}
-    for (s, v), run in zip(keys, runs):
+    for (s, v), run in trained_variants()[layout]:
         probs[s][v] = ex.probabilities(cfg, run, prep, prep.rows("test"))
         epochs[s][v] = run.best_epoch
         by_seed[s][v] = run

@@ -126,13 +126,27 @@ def test_cpu_workers_train_each_group_of_runs_at_once():
     assert one.total_seconds == pytest.approx(sum(i.seconds for i in one.remaining))
     groups = {}
     for run in two.runs:
-        groups.setdefault((run.notebook, run.purpose, run.dataset_key), []).append(run.seconds)
+        groups.setdefault((run.pool,) if run.pool else (run.notebook, run.purpose, run.dataset_key), []).append(
+            run.seconds)
     steps = sum(s.seconds for s in two.steps)
     pools = sum(len(g) > 1 for g in groups.values())
     expected = steps + sum(plan.makespan(g, 2) for g in groups.values()) + pools * plan.WORKER_START_S
     assert two.total_seconds == pytest.approx(expected) and two.total_seconds < one.total_seconds
     nominal = dataclasses.replace(rates, device="one H200 (nominal)")
     assert plan.build_plan(dataclasses.replace(cfg, workers=2), rates=nominal, redo=True).workers == 1
+
+
+def test_sections_trained_in_one_pool_list_both_layouts_in_turn():
+    cfg = get_profile("cpu")
+    runs = plan.planned_runs(cfg)
+    references = [r for r in runs if r.purpose == "reference"]
+    assert {r.pool for r in references} == {"02 reference"}
+    # the notebook hands out each architecture's two layouts side by side (experiment.train_grouped)
+    assert [(r.arch, r.layout) for r in references] == [
+        (arch, layout) for arch in cfg.reference_archs for layout in ("nih", "chexpert")]
+    for purpose in ("headline", "clean-label ceiling"):
+        pooled = [r for r in runs if r.purpose == purpose]
+        assert {r.pool for r in pooled} == {f"05 {purpose}"} and {r.layout for r in pooled} == {"nih", "chexpert"}
 
 
 def test_finished_runs_are_marked_and_not_counted(tmp_path):

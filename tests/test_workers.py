@@ -89,3 +89,25 @@ def test_two_workers_train_the_same_references_as_one(tmp_path, monkeypatch) -> 
         timing = ["train_s", "train_cpu_s", "img_per_s"]
         pd.testing.assert_frame_equal(one.history.drop(columns=timing), two.history.drop(columns=timing),
                                       check_exact=False, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("groups, expected", [
+    ({"nih": ["a", "b", "c"], "chexpert": ["d"]}, [("nih", 0), ("chexpert", 0), ("nih", 1), ("nih", 2)]),
+    ({"nih": [], "chexpert": ["d", "e"]}, [("chexpert", 0), ("chexpert", 1)]),
+    ({}, []),
+])
+def test_taken_in_turn(groups, expected) -> None:
+    assert ex.taken_in_turn(groups) == expected
+
+
+def test_train_grouped_trains_every_group_in_one_call_and_returns_each_group_in_order(monkeypatch) -> None:
+    calls = []
+
+    def train_runs(cfg, paths, requests):
+        calls.append(list(requests))
+        return [f"run of {r}" for r in requests]
+
+    monkeypatch.setattr(ex, "train_runs", train_runs)
+    out = ex.train_grouped(None, None, {"nih": ["b0", "t0", "b1"], "chexpert": ["b0'", "t0'"]})
+    assert calls == [["b0", "b0'", "t0", "t0'", "b1"]]
+    assert out == {"nih": ["run of b0", "run of t0", "run of b1"], "chexpert": ["run of b0'", "run of t0'"]}

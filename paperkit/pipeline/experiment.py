@@ -11,7 +11,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,9 @@ from paperkit.training.inference import load_model, predict
 from paperkit.training.loop import TrainConfig, TrainResult, fit_run, run_step
 from paperkit.training.state import RunData
 from paperkit.training.workers import in_process, resolve_workers, run_parallel
+
+#: A group's key in :func:`train_grouped` (a layout, a cell).
+K = TypeVar("K", bound=Hashable)
 
 #: The benchmark is generated from this seed; training seeds vary, the data does not.
 DATA_SEED = 0
@@ -270,6 +273,27 @@ def train_runs(cfg: Profile, paths: RunPaths, requests: Sequence[RunRequest]) ->
     if not in_process(min(workers, len(pending)), gpus):  # else the loop below trains them here
         run_parallel(_train_in_worker, [(cfg, paths, r) for r, _ in pending], workers, gpus)
     return [fit_run(config, data, run_dir, progress=True) for config, data, run_dir in inputs]
+
+
+def train_grouped(
+    cfg: Profile, paths: RunPaths, groups: Mapping[K, Sequence[RunRequest]]
+) -> dict[K, list[TrainResult]]:
+    """:func:`train_runs` over several groups at once (e.g. a section's requests per layout), in one pool.
+
+    One call keeps both workers busy where a call per group would leave one idle at each group's end.
+    The groups' requests are handed out in turn (the first of each group, then the second, ...), so that
+    runs of the same kind, and about the same length, train side by side. Results come back per group,
+    in request order.
+    """
+    order = taken_in_turn(groups)
+    results = dict(zip(order, train_runs(cfg, paths, [groups[key][i] for key, i in order])))
+    return {key: [results[key, i] for i in range(len(requests))] for key, requests in groups.items()}
+
+
+def taken_in_turn(groups: Mapping[K, Sequence[Any]]) -> list[tuple[K, int]]:
+    """``(group, index)`` of every item, the groups taken in turn: each group's first, then each one's second, ..."""
+    return [(key, i) for i in range(max(map(len, groups.values()), default=0))
+            for key, items in groups.items() if i < len(items)]
 
 
 def train_run(

@@ -35,6 +35,11 @@ class NamedData:
     clean_training_labels: bool  # the embedded benchmark: every training image's clean label is known
 
 
+def references(cfg: Profile, data: Prepared | NamedData, seed: int = 0) -> list[RunRequest]:
+    """Notebook 02: the N reference CNNs of the paper's first step, each trained with BCE only."""
+    return [RunRequest(data, arch, seed) for arch in cfg.reference_archs]
+
+
 def headline(cfg: Profile, data: Prepared | NamedData, soft: SoftLabels, pools: Pools) -> list[RunRequest]:
     """Notebook 05: B and B+MODL+KNNS on every seed (paired: the same seed draws the same batches)."""
     return [RunRequest(data, cfg.target_arch, seed, v, soft, pools) for seed in cfg.seeds for v in HEADLINE]

@@ -63,13 +63,14 @@ class Plan:
     @property
     def known_seconds(self) -> float:
         """Estimated wall seconds of what is not finished and has an estimate: data steps one after the
-        other; each group of runs one ``train_runs`` call trains (a notebook's purpose on one dataset)
-        :attr:`workers` at once, in request order, plus the workers' start."""
+        other; each group of runs one ``train_runs`` call trains (:attr:`PlannedRun.pool`, else a notebook's
+        purpose on one dataset) :attr:`workers` at once, in request order, plus the workers' start."""
         steps = sum(s.seconds for s in self.steps if not s.finished and s.seconds is not None)
-        groups: dict[tuple[str, str, str], list[float]] = {}
+        groups: dict[tuple[str, ...], list[float]] = {}
         for run in self.runs:
             if not run.finished and run.seconds is not None:
-                groups.setdefault((run.notebook, run.purpose, run.dataset_key), []).append(run.seconds)
+                key = (run.pool,) if run.pool else (run.notebook, run.purpose, run.dataset_key)
+                groups.setdefault(key, []).append(run.seconds)
         pools = sum(1 for g in groups.values() if min(self.workers, len(g)) > 1)
         return float(steps + sum(makespan(g, self.workers) for g in groups.values()) + pools * WORKER_START_S)
 

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from paperkit.config import Profile
 from paperkit.pipeline import lab, sections
-from paperkit.pipeline.experiment import RunRequest
+from paperkit.pipeline.experiment import RunRequest, taken_in_turn
 from paperkit.pipeline.sections import NamedData
 from paperkit.pipeline.specs import (
     ALL_REFERENCES,
@@ -40,6 +40,7 @@ class PlannedRun:
     train_fraction: float = 1.0  # the out-of-fold references train on (folds - 1) / folds
     monitored: bool = False  # memorisation curves: train and test scored every epoch
     changes: tuple[tuple[str, Any], ...] = ()  # training fields changed from the profile's
+    pool: str = ""  # the ``train_runs`` call that trains it ("" = its notebook's purpose on its dataset)
     finished: bool = False  # its folder holds a finished manifest (a changed config still retrains)
     seconds: float | None = None  # estimate; None without rates for its architecture
     train_seconds: float | None = None  # the training steps alone (what metrics.csv train_s measures)
@@ -79,18 +80,25 @@ class _Runs:
         return spec
 
     def _put(self, notebook: str, purpose: str, layout: str, spec: RunSpec, arch: str, seed: int,
-             fraction: float = 1.0) -> None:
+             fraction: float = 1.0, pool: str = "") -> None:
         """The run of ``spec``, unless an earlier request named the same folder (notebooks reuse runs)."""
         knns = spec.config.gamma_knns > 0
         self.runs.setdefault(spec.folder, PlannedRun(
             notebook, purpose, layout, spec.data, spec.name, arch, spec.variant, seed, spec.config.epochs,
             spec.config.knns_mode if knns else "", spec.config.k if knns else 0, fraction, spec.monitored,
-            spec.changes))
+            spec.changes, pool))
 
     def add_requests(self, notebook: str, purpose: str, requests: Iterable[RunRequest]) -> None:
         """Runs as a notebook section requests them (:mod:`paperkit.pipeline.sections`), on named data."""
         for request in requests:
             self._put(notebook, purpose, request.prep.layout, request.spec(self.cfg), request.arch, request.seed)
+
+    def add_grouped(self, notebook: str, purpose: str, groups: Mapping[str, Sequence[RunRequest]]) -> None:
+        """Runs one :func:`paperkit.pipeline.experiment.train_grouped` call trains, in its order: one pool."""
+        for key, i in taken_in_turn(groups):
+            request = groups[key][i]
+            self._put(notebook, purpose, request.prep.layout, request.spec(self.cfg), request.arch, request.seed,
+                      pool=f"{notebook} {purpose}")
 
     def references(self, notebook: str, purpose: str, layout: str, archs: Sequence[str], name: str, *,
                    noise: float | None = None, soft_notebook: str = "") -> SoftLabels:
@@ -116,16 +124,17 @@ def _collect(cfg: Profile) -> _Runs:
     """
     runs = _Runs(cfg)
     layouts, first = profile_layouts(cfg), cfg.seeds[0]
+    named = {layout: named_data(cfg, layout) for layout in layouts}
+    # 02's references (both layouts in one pool), 03's soft labels, 04's pools (07 and 08 reuse them)
+    runs.add_grouped("02", "reference", {layout: sections.references(cfg, named[layout]) for layout in layouts})
     inputs = {}
-    for layout in layouts:  # 02's references, 03's soft labels, 04's pools (07 and 08 reuse them)
+    for layout in layouts:
         soft = runs.references("02", "reference", layout, cfg.reference_archs, ALL_REFERENCES, soft_notebook="03")
-        inputs[layout] = named_data(cfg, layout), soft, Pools.of(cfg, soft, cfg.k)
-    for layout in layouts:  # 05: the headline pair on every seed
-        runs.add_requests("05", "headline", sections.headline(cfg, *inputs[layout]))
-    for layout in layouts:  # 05: the clean-label ceiling
-        runs.add_requests("05", "clean-label ceiling", sections.ceiling(cfg, inputs[layout][0]))
-    for layout in layouts:  # 06: Tables 1-2's rows
-        runs.add_requests("06", "Tables 1-2 rows", sections.table_rows(cfg, *inputs[layout]))
+        inputs[layout] = named[layout], soft, Pools.of(cfg, soft, cfg.k)
+    # 05: the headline pair on every seed, then the clean-label ceiling; 06: Tables 1-2's rows and the ceiling
+    runs.add_grouped("05", "headline", {layout: sections.headline(cfg, *inputs[layout]) for layout in layouts})
+    runs.add_grouped("05", "clean-label ceiling", {layout: sections.ceiling(cfg, named[layout]) for layout in layouts})
+    runs.add_grouped("06", "Tables 1-2 rows", {layout: sections.table_rows(cfg, *inputs[layout]) for layout in layouts})
     data, soft, _ = inputs[sections.k_sweep_layout(cfg)]  # 06: Fig. 4
     runs.add_requests("06", "K sweep", sections.k_sweep(cfg, data, soft, lambda k: Pools.of(cfg, soft, k)))
     layout = sections.ablation_layout(cfg)
