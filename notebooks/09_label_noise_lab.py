@@ -34,12 +34,14 @@
 #
 # **Fair comparison.** Each method's one setting is chosen on the first seed from the grid registered
 # with it, by the mined-label validation AUC that chooses every run's epoch, before any test score is
-# read; the other seeds train with it. The authors' default is reported beside it. Noise levels: the
-# measured NIH report-mining rates (1x), none (0x) and twice them (2x); every seed at 1x, the first
-# seed at 0x and 2x. Every method is scored as the verdict of notebook 06 scores B+MODL+KNNS: on the
-# test split and the second draw of test patients, each run at the epoch `score_epoch` names (its last
-# by default). The `lab` profile runs it (`bash run_all.sh --profile lab`); other profiles list
-# no lab methods and skip it. `paperkit.pipeline.lab` holds the rules.
+# read; the other seeds train with it. The authors' default is reported beside it. Noise level: the
+# measured NIH report-mining rates (1x), every seed. `lab_noise_sweep` adds other levels on the first
+# seed, each with its own six teachers and every method's grid: `{"lab_noise_sweep": "0,2"}` adds none
+# (0x) and twice them (2x), 92 runs and about 55 minutes on a 2-core CPU beside the lab profile's hour,
+# for readings one seed cannot decide. Every method is scored as the verdict of notebook 06 scores
+# B+MODL+KNNS: on the test split and the second draw of test patients, each run at the epoch
+# `score_epoch` names (its last by default). The `lab` profile runs it (`bash run_all.sh --profile
+# lab`); other profiles list no lab methods and skip it. `paperkit.pipeline.lab` holds the rules.
 
 # %% [markdown]
 # The parameters cell (papermill replaces it when `run_all.sh` runs this notebook):

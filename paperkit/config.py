@@ -61,12 +61,13 @@ CPU_REFERENCES = (
 )
 
 #: Teaching ablations (a profile's ``teaching`` picks a subset): per-epoch memorisation curves of B
-#: and B+MODL+KNNS (notebook 05); in notebook 06 faithful vs efficient KNNS, the uncertain-label
-#: baselines, Bernoulli vs as-printed KL, MODL with N = 1, out-of-fold vs in-fold teachers, cleanlab
-#: prune-and-retrain, and the grid of label-noise level x λ = γ; in notebook 07 the references trained on
-#: the clean labels (is the ensemble less misled by the noise, or just an ensemble?).
-TEACHING = ("memorisation", "faithful_knns", "uncertain_policies", "as_printed_kl", "single_reference",
-            "out_of_fold", "cleanlab", "noise_lambda_grid", "clean_references")
+#: and B+MODL+KNNS (notebook 05); in notebook 06 the verdict in the other reading (each run at the other
+#: epoch than ``score_epoch`` names: how much the choice of epoch matters), faithful vs efficient KNNS,
+#: the uncertain-label baselines, Bernoulli vs as-printed KL, MODL with N = 1, out-of-fold vs in-fold
+#: teachers, cleanlab prune-and-retrain, and the grid of label-noise level x λ = γ; in notebook 07 the
+#: references trained on the clean labels (is the ensemble less misled by the noise, or just an ensemble?).
+TEACHING = ("memorisation", "other_reading", "faithful_knns", "uncertain_policies", "as_printed_kl",
+            "single_reference", "out_of_fold", "cleanlab", "noise_lambda_grid", "clean_references")
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ class Profile:
     lambda_sweep: tuple[float, ...] = (0.3, 1.0)  # grid: λ = γ of B+MODL+KNNS beside the profile's
     noise_sweep: tuple[float, ...] = (0.0, 2.0)  # grid: benchmark noise levels beside the profile's
     lab_methods: tuple[str, ...] = ()  # notebook 09's label-noise lab: registered L_cls methods (none: no lab)
+    # the lab's noise levels beside the profile's, each on the first seed with its own six teachers and every
+    # method's grid (the lab profile: 46 runs, ~28 min on 2 cores, per level); () = the measured rates only
+    lab_noise_sweep: tuple[float, ...] = ()
     ablation_reference_archs: tuple[str, ...] = ()  # references of the grid and out-of-fold runs; () = all
     oof_folds: int = 2  # folds of the out-of-fold teachers
     # --- statistics and compute -------------------------------------------------------------
@@ -197,7 +201,8 @@ _CPU = Profile(
     # (bench/bench_workers.py on 2 cores: 1.25x for two densenet_tiny runs of 3,072 images x 3 epochs)
     workers=2,
     # headline and ceiling on every seed, single-term rows and the K sweep on the first seed; every other
-    # teaching ablation (faithful KNNS, 07's clean-label references, ...) is the `teach` profile's
+    # teaching ablation (the verdict's other reading, faithful KNNS, 07's clean-label references, ...) is the
+    # `teach` profile's (the other reading: 18 more predictions of ~5,000 images and bootstraps, 48 s here)
     ablation_seeds=1,
     k_sweep=(3, 5, 9),
     teaching=("memorisation",),
@@ -308,6 +313,7 @@ _VERDICT = replace(
     # gain sd over seeds of only 0.3-0.5: most of what was left was the test patients' share
     seeds=tuple(range(10)),
     extra_test_images=12000,
+    teaching=("memorisation", "other_reading"),  # the verdict in both readings
     notes=_CPU.notes + " Trains B, B+MODL+KNNS and the ceiling on seeds 3-9 as well and scores them on 12,000 "
     "more test images: the verdict on 10 seeds and about 13,000 test images.",
 )
@@ -318,12 +324,11 @@ _LAB = replace(
     results_name="cpu",  # the cpu profile's B, ceiling, references and B+MODL+KNNS runs are the lab's own
     seeds=(0, 1, 2, 3, 4),
     lab_methods=("kd", "gce", "bootstrap_soft", "elr", "coteaching"),
-    # the measured rates only: each other noise level costs its own six teachers and every method's grid on one
-    # seed, 46 runs (~28 min on 2 cores, paperkit plan), and one seed decides nothing; -p noise_sweep=0,2 adds them
-    noise_sweep=(),
+    # at the measured rates only (lab_noise_sweep=()): another level's one seed decides nothing, and 0x and 2x
+    # would add 92 runs, ~55 minutes on 2 cores (paperkit plan), to the ~1 hour the lab takes; -p lab_noise_sweep=0,2
     notes=_CPU.notes + " Adds notebook 09's label-noise lab at the measured noise rates: KD, GCE, soft bootstrapping, "
-    "ELR and co-teaching beside B+MODL+KNNS on 5 seeds, each setting chosen on validation (-p noise_sweep=0,2 adds "
-    "no noise and twice it, on the first seed).",
+    "ELR and co-teaching beside B+MODL+KNNS on 5 seeds, each setting chosen on validation (-p lab_noise_sweep=0,2 "
+    "adds no noise and twice it, on the first seed).",
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _TEACH, _VERDICT, _LAB, _GPU, _NIH, _CHEXPERT)}
@@ -429,8 +434,9 @@ def validate(profile: Profile) -> None:
         raise ConfigError(f"parameter 'extra_test_images' must be 0 (none) or at least 10, got {extra}")
     if profile.oof_folds < 2:
         raise ConfigError(f"parameter 'oof_folds' must be at least 2, got {profile.oof_folds}")
-    if any(level < 0 for level in profile.noise_sweep):
-        raise ConfigError(f"parameter 'noise_sweep' needs levels >= 0, got {profile.noise_sweep}")
+    for key in ("noise_sweep", "lab_noise_sweep"):
+        if any(level < 0 for level in getattr(profile, key)):
+            raise ConfigError(f"parameter {key!r} needs levels >= 0, got {getattr(profile, key)}")
 
 
 def resolve(profile: str | Profile, overrides: Mapping[str, Any] | None = None) -> Profile:

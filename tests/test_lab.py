@@ -61,13 +61,23 @@ def test_requests_use_the_method_and_only_soft_labels_it_reads():
     assert {s for s, _ in other_keys} == {cfg.seeds[0]}
 
 
+@pytest.mark.parametrize("profile, overrides, levels", [
+    ("lab", {}, [1.0]),  # the measured rates only
+    ("lab", {"lab_noise_sweep": "0,2"}, [1.0, 0.0, 2.0]),
+    ("lab", {"lab_noise_sweep": "2,1"}, [1.0, 2.0]),  # the profile's own level once, first
+    ("nih", {"lab_noise_sweep": "0,2"}, [1.0]),  # real data has its one noise level
+])
+def test_noise_levels(profile, overrides, levels):
+    assert lab.noise_levels(resolve(profile, overrides)) == levels
+
+
 @pytest.fixture(scope="module")
 def tiny_lab(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("PAPERKIT_RESULTS", str(tmp_path_factory.mktemp("lab")))
     # workers=2: the references train in worker processes, the toy method (unknown to a fresh worker) here
     cfg = resolve("smoke", {"n_images": 120, "epochs": 1, "layouts": "nih", "seeds": "0,1", "lab_methods": "toy_lab",
-                            "lambda_sweep": "", "noise_sweep": "", "bootstrap": 20, "workers": 2})
+                            "lambda_sweep": "", "bootstrap": 20, "workers": 2})
     cell = lab.run_cell(cfg, RunPaths.for_profile(cfg), "nih", cfg.noise)
     yield cfg, cell
     mp.undo()
@@ -107,3 +117,14 @@ def test_recovered_is_na_where_the_noise_cost_includes_zero():
     assert lab_table(frame).display["recovered [95% CI]"].item() == "n/a"
     shown = lab_table(frame.assign(noise_cost_low=0.05)).display["recovered [95% CI]"].item()  # a cost clear of 0
     assert shown == "100 % [-300 %, 400 %]"
+
+
+def test_another_noise_level_trains_its_own_teachers_on_the_first_seed_and_shares_the_ceiling(tiny_lab):
+    cfg, cell = tiny_lab
+    noisier = lab.run_cell(cfg, RunPaths.for_profile(cfg), "nih", 2.0)
+    assert noisier.noise == 2.0 and set(noisier.probs) == {cfg.seeds[0]}
+    first, other = cell.probs[cfg.seeds[0]], noisier.probs[cfg.seeds[0]]
+    assert set(other) == set(first)
+    np.testing.assert_array_equal(other[CEILING], first[CEILING])  # the clean labels do not depend on the noise
+    for row in ("B", lab.PAPER_METHOD):  # trained on the noisier labels (and taught by the noisier teachers)
+        assert not np.array_equal(other[row], first[row])

@@ -139,6 +139,7 @@ NOT_PAPER_SETTINGS = frozenset(
         "ablation_reference_archs",
         "oof_folds",
         "lab_methods",
+        "lab_noise_sweep",
     }
 )
 

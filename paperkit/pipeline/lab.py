@@ -1,7 +1,7 @@
 """The label-noise lab: the field's methods beside MODL+KNNS, on the benchmark that knows every clean label.
 
 Per layout and label-noise level (the profile's ``noise``, the measured rates, and each of
-``noise_sweep``: none, twice them), every method trains the target on the same images, seeds,
+``lab_noise_sweep``, e.g. none and twice them), every method trains the target on the same images, seeds,
 schedule and batch order as B, and is scored on the clean test labels against B and the clean-label
 ceiling: its gain, and the share of the noise's cost it wins back, with the verdict's seeds x
 patients bootstrap CIs (:func:`paperkit.evaluation.verdict.seed_mean_gain`), on the verdict's test images
@@ -79,10 +79,10 @@ def lab_methods(cfg: Profile) -> list[LabMethod]:
 
 
 def noise_levels(cfg: Profile) -> list[float]:
-    """The lab's noise levels: the profile's first, then ``noise_sweep`` (the benchmark only: real data has one)."""
+    """The lab's noise levels: the profile's first, then ``lab_noise_sweep`` (the benchmark only: real data has one)."""
     if cfg.dataset != "benchmark":
         return [cfg.noise]
-    return [cfg.noise, *sorted(set(cfg.noise_sweep) - {cfg.noise})]
+    return [cfg.noise, *sorted(set(cfg.lab_noise_sweep) - {cfg.noise})]
 
 
 def cell_seeds(cfg: Profile, noise: float) -> list[int]:
